@@ -1,0 +1,153 @@
+package dintero
+
+import "time"
+
+// Transaction statuses as Dintero reports them (Transaction.status).
+const (
+	StatusInitiated                 = "INITIATED"
+	StatusAuthorized                = "AUTHORIZED"
+	StatusAuthorizationVoided       = "AUTHORIZATION_VOIDED"
+	StatusCaptured                  = "CAPTURED"
+	StatusPartiallyCaptured         = "PARTIALLY_CAPTURED"
+	StatusPartiallyCapturedRefunded = "PARTIALLY_CAPTURED_REFUNDED"
+	StatusRefunded                  = "REFUNDED"
+	StatusPartiallyRefunded         = "PARTIALLY_REFUNDED"
+	StatusDeclined                  = "DECLINED"
+	StatusFailed                    = "FAILED"
+	StatusUnknown                   = "UNKNOWN"
+	StatusOnHold                    = "ON_HOLD"
+)
+
+// Retry codes in events[].error.retry_policy.retry_codes.
+const (
+	RetryDoNotRetry  = "DO_NOT_RETRY"
+	RetryImmediately = "RETRY_IMMEDIATELY"
+	RetryAfterDelay  = "RETRY_AFTER_DELAY"
+)
+
+// Feature toggles sent in the Dintero-Feature-Toggles header.
+const (
+	ToggleStrictMerchantReference        = "strict-merchant-reference"
+	ToggleStrictSuccessMerchantReference = "strict-success-merchant-reference"
+)
+
+// AccessToken is the body of a successful POST /v1/accounts/{aid}/auth/token.
+type AccessToken struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+// LogValue keeps the bearer token out of logs.
+func (AccessToken) LogValue() string { return "[REDACTED]" }
+
+// SessionCreated is the body of a successful POST /v1/sessions-profile.
+type SessionCreated struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+}
+
+// Transaction is the subset of Dintero's Transaction object that payworker
+// reads. Unknown fields are ignored on decode.
+type Transaction struct {
+	ID                 string             `json:"id"`
+	SessionID          string             `json:"session_id,omitempty"`
+	MerchantReference  string             `json:"merchant_reference,omitempty"`
+	MerchantReference2 string             `json:"merchant_reference_2,omitempty"`
+	Status             string             `json:"status"`
+	Amount             int64              `json:"amount"`
+	Currency           string             `json:"currency"`
+	PaymentProduct     string             `json:"payment_product,omitempty"`
+	PaymentProductType string             `json:"payment_product_type,omitempty"`
+	PaymentOperation   string             `json:"payment_operation,omitempty"`
+	Card               *Card              `json:"card,omitempty"`
+	Events             []TransactionEvent `json:"events,omitempty"`
+	Metadata           map[string]any     `json:"metadata,omitempty"`
+	CreatedAt          time.Time          `json:"created_at"`
+	UpdatedAt          time.Time          `json:"updated_at,omitempty"`
+
+	// Success is SessionPayResult.success, present on /v1/sessions/pay answers.
+	Success *bool `json:"success,omitempty"`
+}
+
+// Card is the card summary on a transaction. Token fields are only present
+// when explicitly requested with includes=card.payment_token.
+type Card struct {
+	Brand      string `json:"brand,omitempty"`
+	MaskedPAN  string `json:"masked_pan,omitempty"`
+	ExpiryDate string `json:"expiry_date,omitempty"`
+	Type       string `json:"type,omitempty"`
+	Country    string `json:"country,omitempty"`
+}
+
+// TransactionEvent is one entry of Transaction.events.
+type TransactionEvent struct {
+	Event             string      `json:"event"`
+	TransactionStatus string      `json:"transaction_status,omitempty"`
+	Success           bool        `json:"success"`
+	Amount            int64       `json:"amount,omitempty"`
+	CreatedAt         time.Time   `json:"created_at"`
+	RequestID         string      `json:"request_id,omitempty"`
+	Error             *EventError `json:"error,omitempty"`
+}
+
+// EventError describes why an event failed (events[].error).
+type EventError struct {
+	Code        string       `json:"code,omitempty"`
+	Message     string       `json:"message"`
+	Type        []string     `json:"type,omitempty"`
+	ResultCode  string       `json:"result_code,omitempty"`
+	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
+}
+
+// RetryPolicy is Dintero's advice on retrying a failed authorization.
+type RetryPolicy struct {
+	RetryCodes []string   `json:"retry_codes"`
+	RetryAfter *time.Time `json:"retry_after,omitempty"`
+}
+
+// ErrorBody is Dintero's error envelope: {"error": {...}}. On /v1/sessions/pay
+// the SessionPayResult fields may be present too.
+type ErrorBody struct {
+	Error     ErrorDetail `json:"error"`
+	Success   *bool       `json:"success,omitempty"`
+	SessionID string      `json:"session_id,omitempty"`
+}
+
+// ErrorDetail is the inside of ErrorBody.
+type ErrorDetail struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+	Errors  []any  `json:"errors,omitempty"`
+}
+
+// Succeeded reports whether the status means money was authorized (and
+// possibly captured or later refunded).
+func Succeeded(status string) bool {
+	switch status {
+	case StatusAuthorized, StatusCaptured, StatusPartiallyCaptured,
+		StatusPartiallyCapturedRefunded, StatusRefunded, StatusPartiallyRefunded:
+		return true
+	}
+	return false
+}
+
+// Declined reports whether the status is a final authorization failure
+// (the statuses the official WooCommerce plugin treats as a rejection).
+func Declined(status string) bool {
+	switch status {
+	case StatusFailed, StatusDeclined, StatusAuthorizationVoided:
+		return true
+	}
+	return false
+}
+
+// LastError returns the error of the newest event that carries one, or nil.
+func (t *Transaction) LastError() *EventError {
+	for i := len(t.Events) - 1; i >= 0; i-- {
+		if t.Events[i].Error != nil {
+			return t.Events[i].Error
+		}
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package messages is the contract between payworker and the services that
+// ask it to charge a card: the subjects, the request and result bodies, their
+// validation, and a small helper to publish a request.
+//
+// A charge request is exactly the body of Dintero's "create and pay merchant
+// initiated session" call ({"session": {...}, "payment": {...}}), published on
+// [SubjectChargeRequest]. Its idempotency key is always
+// session.order.merchant_reference: a second request with the same reference
+// never charges again. It gets the first one's result, marked duplicate, or a
+// rejected result with error code "conflict" when its body differs.
+//
+// Each request ends in exactly one [ChargeResult], published on
+// [ResultSubject](kind, outcome), with a deterministic Nats-Msg-Id.
+//
+// The package depends on the standard library and nats.go only, so that any
+// publisher can import it.
+package messages

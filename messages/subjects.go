@@ -1,0 +1,51 @@
+package messages
+
+// Subjects and stream names of the contract.
+const (
+	// SubjectChargeRequest carries merchant-initiated charge requests
+	// (bodies of POST /v1/sessions/pay).
+	SubjectChargeRequest = "payments.charge.request"
+	// SubjectSessionRequest carries customer-initiated session requests
+	// (bodies of POST /v1/sessions-profile).
+	SubjectSessionRequest = "payments.session.request"
+	// SubjectRequests matches every request subject; the requests stream
+	// listens on it.
+	SubjectRequests = "payments.*.request"
+	// SubjectResults matches every result subject; the results stream
+	// listens on it.
+	SubjectResults = "payments.*.result.>"
+	// SubjectDeadLetters carries requests the worker gave up on, with the
+	// reason in the Payworker-Dead-Reason header.
+	SubjectDeadLetters = "payments.deadletter"
+
+	// StreamRequests is the work-queue stream of requests.
+	StreamRequests = "PAYMENT_REQUESTS"
+	// StreamResults is the limits stream of results, replayable by consumers.
+	StreamResults = "PAYMENT_RESULTS"
+	// StreamDeadLetters keeps dead-lettered requests.
+	StreamDeadLetters = "PAYMENT_DEADLETTERS"
+)
+
+// Kinds of request, the second token of a subject.
+const (
+	KindCharge  = "charge"
+	KindSession = "session"
+)
+
+// Header names.
+const (
+	// HeaderMsgID is JetStream's de-duplication header.
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderDeadReason says why a request was dead-lettered.
+	HeaderDeadReason = "Payworker-Dead-Reason"
+	// HeaderDeadSubject is the subject the dead-lettered request came on.
+	HeaderDeadSubject = "Payworker-Dead-Subject"
+	// HeaderDeadSequence is the request's sequence in the requests stream.
+	HeaderDeadSequence = "Payworker-Dead-Sequence"
+)
+
+// ResultSubject returns the subject a result of the given kind and outcome
+// is published on, e.g. "payments.charge.result.succeeded".
+func ResultSubject(kind string, outcome Outcome) string {
+	return "payments." + kind + ".result." + string(outcome)
+}
