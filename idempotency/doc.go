@@ -1,0 +1,41 @@
+// Package idempotency is a Redis idempotency store keyed on a charge's
+// merchant reference. Every operation is one atomic Lua script on one Redis
+// hash (key Prefix+reference), run with EVALSHA (EVAL the first time).
+//
+// # Protocol
+//
+// For each delivery of a charge request the worker calls [Store.Claim] with
+// the reference, a fingerprint of the request body and the message's stream
+// sequence, and acts on [Claim.State]:
+//
+//   - [StateNew]: the caller owns the claim; charge.
+//   - [StateRecovered]: the caller owns the claim, but an earlier attempt may
+//     have charged (its owner died, released it saying the charge may have
+//     been sent, or completed it as a re-openable failure): look the
+//     reference up at the PSP first.
+//   - [StateCompleted]: republish [Claim.Result].
+//   - [StateInProgress]: another owner holds the lease; retry later.
+//   - [StateConflict]: same reference, different body; never charge.
+//
+// While charging, the owner calls [Store.Extend] well within the lease.
+// When the outcome is known it calls [Store.Complete] before publishing the
+// result, then publishes, then acknowledges the message. [Store.Release]
+// gives a claim up without a result.
+//
+// # Failures
+//
+// Leases use Redis server time, so pod clocks do not matter. A pod may die at
+// any point: its claim becomes StateRecovered once the lease runs out.
+// go-redis resends a command whose reply was lost; every script is written
+// so that a resend answers like the first call: the owner token is created
+// before Claim sends the script, and a claim already owned by that token is
+// answered as it was the first time (New or Recovered, never InProgress);
+// Complete and Release by the same token are idempotent.
+//
+// Redis is only the first gate: a lease is exclusive only while it runs and
+// Redis replication is asynchronous, so the PSP's own uniqueness on the
+// merchant reference remains the real fence against a double charge.
+//
+// The scripts use only core commands and TIME, so they run on Redis 7 and on
+// miniredis (github.com/alicebob/miniredis/v2).
+package idempotency

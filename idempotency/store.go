@@ -1,0 +1,270 @@
+package idempotency
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults for the zero fields of [Options].
+const (
+	DefaultPrefix    = "payworker:idem:"
+	DefaultRetention = 30 * 24 * time.Hour
+	DefaultLease     = 30 * time.Second
+)
+
+// Options configures a [Store]. The zero value is valid and means the
+// documented defaults.
+type Options struct {
+	// Prefix is prepended to the reference to form the Redis key.
+	// Default DefaultPrefix ("payworker:idem:").
+	Prefix string
+	// Retention is how long a record is kept after its last change
+	// (completed, released or still claimed). Default DefaultRetention (30
+	// days). Must be longer than Lease.
+	Retention time.Duration
+	// Lease is how long a claim stays exclusive without Extend. When it runs
+	// out, the next Claim takes the record over as StateRecovered.
+	// Default DefaultLease (30s); at least 1ms.
+	Lease time.Duration
+}
+
+// Store is a Redis idempotency store keyed on a charge's merchant reference.
+// It is safe for concurrent use.
+type Store struct {
+	rdb         redis.UniversalClient
+	prefix      string
+	leaseMS     int64
+	retentionMS int64
+
+	claimScript    *redis.Script
+	extendScript   *redis.Script
+	completeScript *redis.Script
+	releaseScript  *redis.Script
+}
+
+// New returns a Store using rdb. It validates opts and fills in defaults; it
+// does not contact Redis (scripts are loaded on first use).
+func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("idempotency: nil redis client")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.Lease == 0 {
+		opts.Lease = DefaultLease
+	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.Lease < time.Millisecond {
+		return nil, fmt.Errorf("idempotency: lease %v must be at least 1ms", opts.Lease)
+	}
+	if opts.Retention <= opts.Lease {
+		return nil, fmt.Errorf("idempotency: retention %v must be longer than the lease %v", opts.Retention, opts.Lease)
+	}
+	return &Store{
+		rdb:            rdb,
+		prefix:         opts.Prefix,
+		leaseMS:        opts.Lease.Milliseconds(),
+		retentionMS:    opts.Retention.Milliseconds(),
+		claimScript:    redis.NewScript(claimSrc),
+		extendScript:   redis.NewScript(extendSrc),
+		completeScript: redis.NewScript(completeSrc),
+		releaseScript:  redis.NewScript(releaseSrc),
+	}, nil
+}
+
+func (s *Store) key(ref string) string { return s.prefix + ref }
+
+// newToken returns 16 random bytes, hex encoded.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand crashes the program instead)
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
+}
+
+// Claim atomically reads and, when appropriate, takes the record for ref, in
+// one round trip. fingerprint identifies the request body; seq is the
+// request's stream sequence. See [State] for what each answer means.
+//
+// The owner token is generated before the call and sent with it, so when
+// go-redis resends the command after a lost reply, the script recognises the
+// caller's own claim and answers as the first time instead of StateInProgress.
+func (s *Store) Claim(ctx context.Context, ref, fingerprint string, seq uint64) (Claim, error) {
+	if ref == "" || fingerprint == "" {
+		return Claim{}, fmt.Errorf("idempotency: claim: empty reference or fingerprint: %w", ErrInvalidArgument)
+	}
+	return s.claim(ctx, ref, fingerprint, seq, newToken())
+}
+
+func (s *Store) claim(ctx context.Context, ref, fingerprint string, seq uint64, token string) (Claim, error) {
+	vals, err := s.claimScript.Run(ctx, s.rdb, []string{s.key(ref)},
+		fingerprint, token, seq, s.leaseMS, s.retentionMS).Slice()
+	if err != nil {
+		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", ref, err)
+	}
+	c, err := parseClaim(vals)
+	if err != nil {
+		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", ref, err)
+	}
+	if c.State == StateNew || c.State == StateRecovered {
+		c.Token = token
+	}
+	return c, nil
+}
+
+func parseClaim(vals []any) (Claim, error) {
+	if len(vals) != 5 {
+		return Claim{}, fmt.Errorf("unexpected script reply of %d elements", len(vals))
+	}
+	code, err := toInt64(vals[0])
+	if err != nil {
+		return Claim{}, err
+	}
+	attempts, err := toInt64(vals[1])
+	if err != nil {
+		return Claim{}, err
+	}
+	seqStr, _ := vals[2].(string)
+	seq, err := strconv.ParseUint(seqStr, 10, 64)
+	if err != nil {
+		return Claim{}, fmt.Errorf("bad stored sequence: %w", err)
+	}
+	leftMS, err := toInt64(vals[3])
+	if err != nil {
+		return Claim{}, err
+	}
+	c := Claim{
+		State:          State(code),
+		Attempts:       int(attempts),
+		Sequence:       seq,
+		LeaseRemaining: time.Duration(leftMS) * time.Millisecond,
+	}
+	if c.State < StateNew || c.State > StateConflict {
+		return Claim{}, fmt.Errorf("unexpected state code %d", code)
+	}
+	if c.State == StateCompleted {
+		if r, _ := vals[4].(string); r != "" {
+			c.Result = []byte(r)
+		}
+	}
+	return c, nil
+}
+
+func toInt64(v any) (int64, error) {
+	switch n := v.(type) {
+	case int64:
+		return n, nil
+	case string:
+		return strconv.ParseInt(n, 10, 64)
+	}
+	return 0, fmt.Errorf("unexpected script reply element %T", v)
+}
+
+// Extend renews the lease of the caller's claim for another Lease. It
+// returns ErrNotOwner if token no longer owns the claim (taken over after the
+// lease ran out, completed or released). A lease that ran out but was not
+// taken over by anyone is renewed.
+func (s *Store) Extend(ctx context.Context, ref, token string) error {
+	n, err := s.extendScript.Run(ctx, s.rdb, []string{s.key(ref)}, token, s.leaseMS, s.retentionMS).Int64()
+	if err != nil {
+		return fmt.Errorf("idempotency: extend %q: %w", ref, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("idempotency: extend %q: %w", ref, ErrNotOwner)
+	}
+	return nil
+}
+
+// Complete stores the final result and seq if token still owns the claim,
+// and keeps the record for Retention. reopenable marks a result (a "failed"
+// outcome) that a later Claim turns into StateRecovered instead of
+// StateCompleted. If the record is already completed by this same token (a
+// retried call whose reply was lost) Complete returns nil; otherwise it
+// returns ErrNotOwner. One round trip.
+func (s *Store) Complete(ctx context.Context, ref, token string, seq uint64, result []byte, reopenable bool) error {
+	n, err := s.completeScript.Run(ctx, s.rdb, []string{s.key(ref)},
+		token, seq, result, boolArg(reopenable), s.retentionMS).Int64()
+	if err != nil {
+		return fmt.Errorf("idempotency: complete %q: %w", ref, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("idempotency: complete %q: %w", ref, ErrNotOwner)
+	}
+	return nil
+}
+
+// Release gives up the caller's claim without a result, keeping the attempt
+// count. The next Claim takes the record as StateNew, or as StateRecovered if
+// maybeSent is true (the caller cannot be sure that nothing was charged).
+// Releasing an already released claim with the same token returns nil;
+// otherwise a token that does not own the claim gets ErrNotOwner.
+func (s *Store) Release(ctx context.Context, ref, token string, maybeSent bool) error {
+	n, err := s.releaseScript.Run(ctx, s.rdb, []string{s.key(ref)},
+		token, boolArg(maybeSent), s.retentionMS).Int64()
+	if err != nil {
+		return fmt.Errorf("idempotency: release %q: %w", ref, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("idempotency: release %q: %w", ref, ErrNotOwner)
+	}
+	return nil
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// Get returns the record for ref, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, ref string) (Record, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key(ref)).Result()
+	if err != nil {
+		return Record{}, fmt.Errorf("idempotency: get %q: %w", ref, err)
+	}
+	if len(m) == 0 {
+		return Record{}, fmt.Errorf("idempotency: get %q: %w", ref, ErrNotFound)
+	}
+	owner := m["token"]
+	if len(owner) > 8 {
+		owner = owner[:8]
+	}
+	r := Record{
+		Reference:   ref,
+		Fingerprint: m["fp"],
+		State:       m["state"],
+		Owner:       owner,
+		Reopenable:  m["reopen"] == "1",
+		MaybeSent:   m["maybe_sent"] == "1",
+		LeaseUntil:  msTime(m["lease_until_ms"]),
+		UpdatedAt:   msTime(m["updated_ms"]),
+	}
+	r.Attempts, _ = strconv.Atoi(m["attempts"])
+	r.Sequence, _ = strconv.ParseUint(m["seq"], 10, 64)
+	if v, ok := m["result"]; ok {
+		r.Result = []byte(v)
+	}
+	return r, nil
+}
+
+// msTime converts a stored millisecond timestamp; "", "0" and garbage give
+// the zero time.
+func msTime(v string) time.Time {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
