@@ -1,0 +1,153 @@
+// Command dintero-sandbox serves the in-memory Dintero Checkout sandbox of
+// package dinterotest on a local address, for running payworker without
+// access to Dintero.
+//
+// Every flag can also be set by an environment variable named
+// DINTERO_SANDBOX_ plus the flag name in upper case with dashes as
+// underscores (DINTERO_SANDBOX_ADDR, DINTERO_SANDBOX_ERROR_RATE, ...);
+// flags win over the environment.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/payworker/payworker/dintero/dinterotest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "dintero-sandbox:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+type config struct {
+	addr     string
+	logLevel slog.Level
+	opts     dinterotest.Options
+}
+
+// parseConfig reads flags, falling back to DINTERO_SANDBOX_* variables.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	f := &c.opts.Faults
+	fs := flag.NewFlagSet("dintero-sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8099", "listen address")
+	fs.StringVar(&c.opts.AccountID, "account", dinterotest.DefaultAccountID, "Dintero account id")
+	fs.StringVar(&c.opts.ClientID, "client-id", dinterotest.DefaultClientID, "API client id")
+	fs.StringVar(&c.opts.ClientSecret, "client-secret", dinterotest.DefaultClientSecret, "API client secret")
+	fs.DurationVar(&c.opts.TokenTTL, "token-ttl", time.Hour, "access token lifetime")
+	fs.DurationVar(&c.opts.HangLimit, "hang-limit", 2*time.Minute, "longest hang of a timeout-after-charge answer")
+	fs.Int64Var(&c.opts.Seed, "seed", 0, "fault randomness seed (0 = time based)")
+	fs.DurationVar(&f.Latency, "latency", 0, "latency added to every API call")
+	fs.DurationVar(&f.LatencyJitter, "latency-jitter", 0, "random extra latency, uniform in [0, jitter)")
+	fs.Float64Var(&f.ErrorRate, "error-rate", 0, "fraction of calls answered 500/503")
+	fs.Float64Var(&f.RateLimitRate, "rate-limit-rate", 0, "fraction of calls answered 429")
+	fs.DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After of 429 answers")
+	fs.Float64Var(&f.TimeoutAfterChargeRate, "timeout-after-charge-rate", 0, "fraction of charges recorded but never answered")
+	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "fraction of calls whose connection is dropped")
+	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level (debug logs every request)")
+
+	var envErr error
+	fs.VisitAll(func(fl *flag.Flag) {
+		name := "DINTERO_SANDBOX_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := fl.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := f.Validate(); err != nil {
+		return c, err
+	}
+	if c.opts.TokenTTL <= 0 || c.opts.HangLimit <= 0 {
+		return c, errors.New("-token-ttl and -hang-limit must be positive")
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	c.opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	sb := dinterotest.New(c.opts)
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	printBanner(stdout, "http://"+ln.Addr().String(), c.opts)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	_ = sb.Close() // release requests hanging in a timeout-after-charge fault
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return err
+	}
+	fmt.Fprintln(stdout, "dintero-sandbox: stopped")
+	return nil
+}
+
+func printBanner(w io.Writer, base string, o dinterotest.Options) {
+	fmt.Fprintf(w, "dintero-sandbox listening on %s\n\n", base)
+	fmt.Fprintf(w, "  account        %s\n  client id      %s\n  client secret  %s\n", o.AccountID, o.ClientID, o.ClientSecret)
+	fmt.Fprintf(w, "  token URL      POST %s/v1/accounts/%s/auth/token\n", base, o.AccountID)
+	fmt.Fprintf(w, "  audience       https://api.dintero.com/v1/accounts/%s\n\n", o.AccountID)
+	fmt.Fprintln(w, "test cards (prefix of payment_token / recurrence_token):")
+	for _, c := range [][2]string{
+		{dinterotest.TokenAuthorized + "...", "AUTHORIZED (CAPTURED with auto_capture)"},
+		{dinterotest.TokenInsufficientFunds + "...", "200 FAILED   INSUFFICIENT_FUNDS  RETRY_AFTER_DELAY (+24h)"},
+		{dinterotest.TokenDoNotRetry + "...", "200 DECLINED DECLINED            DO_NOT_RETRY"},
+		{dinterotest.TokenExpiredCard + "...", "200 FAILED   EXPIRED_CARD        DO_NOT_RETRY"},
+		{"anything else", "400 INVALID_PAYMENT_TOKEN, nothing recorded"},
+	} {
+		fmt.Fprintf(w, "  %-32s %s\n", c[0], c[1])
+	}
+	fmt.Fprintln(w, "\nadmin (no auth):")
+	a := base + dinterotest.AdminPrefix
+	for _, e := range [][2]string{
+		{"GET ", a}, {"GET ", a + "ledger"}, {"GET ", a + "transactions"}, {"GET ", a + "counters"},
+		{"GET ", a + "faults"}, {"PUT ", a + "faults"}, {"POST", a + "reset"}, {"POST", a + "expire-tokens"},
+	} {
+		fmt.Fprintf(w, "  %s %s\n", e[0], e[1])
+	}
+	faults, _ := json.Marshal(o.Faults)
+	fmt.Fprintf(w, "\nfaults: %s\n", faults)
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/payworker/payworker/dintero/dinterotest"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c config)
+		wantErr bool
+	}{
+		{name: "defaults", check: func(t *testing.T, c config) {
+			if c.addr != "127.0.0.1:8099" || c.opts.AccountID != dinterotest.DefaultAccountID ||
+				c.opts.ClientID != dinterotest.DefaultClientID || c.opts.ClientSecret != dinterotest.DefaultClientSecret ||
+				c.opts.TokenTTL != time.Hour || c.opts.Faults != (dinterotest.Faults{RetryAfter: time.Second}) || c.logLevel != slog.LevelInfo {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{name: "flags", args: []string{"-addr", ":0", "-account", "P87654321", "-client-id", "id", "-client-secret", "s",
+			"-token-ttl", "5m", "-latency", "10ms", "-latency-jitter", "5ms", "-error-rate", "0.1", "-rate-limit-rate", "0.2",
+			"-retry-after", "3s", "-timeout-after-charge-rate", "0.3", "-reset-rate", "0.4", "-seed", "9", "-log-level", "debug"},
+			check: func(t *testing.T, c config) {
+				want := dinterotest.Faults{Latency: 10 * time.Millisecond, LatencyJitter: 5 * time.Millisecond, ErrorRate: 0.1,
+					RateLimitRate: 0.2, RetryAfter: 3 * time.Second, TimeoutAfterChargeRate: 0.3, ResetRate: 0.4}
+				if c.addr != ":0" || c.opts.AccountID != "P87654321" || c.opts.ClientID != "id" || c.opts.ClientSecret != "s" ||
+					c.opts.TokenTTL != 5*time.Minute || c.opts.Seed != 9 || c.opts.Faults != want || c.logLevel != slog.LevelDebug {
+					t.Errorf("%+v", c)
+				}
+			}},
+		{name: "env", env: map[string]string{"DINTERO_SANDBOX_ADDR": "127.0.0.1:1", "DINTERO_SANDBOX_ERROR_RATE": "0.5",
+			"DINTERO_SANDBOX_TIMEOUT_AFTER_CHARGE_RATE": "1"},
+			check: func(t *testing.T, c config) {
+				if c.addr != "127.0.0.1:1" || c.opts.Faults.ErrorRate != 0.5 || c.opts.Faults.TimeoutAfterChargeRate != 1 {
+					t.Errorf("%+v", c)
+				}
+			}},
+		{name: "flag beats env", args: []string{"-error-rate", "0.25"}, env: map[string]string{"DINTERO_SANDBOX_ERROR_RATE": "0.5"},
+			check: func(t *testing.T, c config) {
+				if c.opts.Faults.ErrorRate != 0.25 {
+					t.Errorf("error rate %v", c.opts.Faults.ErrorRate)
+				}
+			}},
+		{name: "rate above 1", args: []string{"-reset-rate", "1.5"}, wantErr: true},
+		{name: "bad env", env: map[string]string{"DINTERO_SANDBOX_LATENCY": "soon"}, wantErr: true},
+		{name: "bad duration", args: []string{"-latency", "soon"}, wantErr: true},
+		{name: "zero ttl", args: []string{"-token-ttl", "0s"}, wantErr: true},
+		{name: "stray argument", args: []string{"serve"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v, want error %v", err, tt.wantErr)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
+
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, pw, io.Discard)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var base string
+	var banner strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		banner.WriteString(line + "\n")
+		if b, ok := strings.CutPrefix(line, "dintero-sandbox listening on "); ok {
+			base = b
+		}
+		if strings.HasPrefix(line, "faults:") {
+			break
+		}
+	}
+	for _, want := range []string{dinterotest.DefaultClientSecret, dinterotest.TokenExpiredCard, dinterotest.AdminPrefix + "ledger"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner.String())
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	resp, err := http.Get(base + dinterotest.AdminPrefix + "counters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("counters: %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}

@@ -1,0 +1,189 @@
+package dinterotest
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/payworker/payworker/dintero"
+)
+
+type profileRequest struct {
+	URL *struct {
+		ReturnURL   *string `json:"return_url"`
+		CallbackURL string  `json:"callback_url"`
+	} `json:"url"`
+	Order     *orderIn       `json:"order"`
+	Customer  *customerIn    `json:"customer"`
+	ProfileID *string        `json:"profile_id"`
+	Metadata  map[string]any `json:"metadata"`
+}
+
+// handleSessionsProfile serves POST /v1/sessions-profile: it stores a
+// session for the customer to pay later and answers its id and view URL.
+func (s *Server) handleSessionsProfile(w http.ResponseWriter, r *http.Request) {
+	b, err := readBody(w, r)
+	var req profileRequest
+	if err == nil {
+		err = decodeJSON(b, &req)
+	}
+	if err != nil {
+		s.c.invalidRequests.Add(1)
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", decodeErrorMessage(err), nil)
+		return
+	}
+	var v validator
+	sess := &session{Kind: sessionKindProfile, Metadata: req.Metadata}
+	switch {
+	case req.URL == nil:
+		v.add("url", "required")
+	case req.URL.ReturnURL == nil || *req.URL.ReturnURL == "":
+		v.add("url.return_url", "required")
+	default:
+		sess.ReturnURL, sess.CallbackURL = *req.URL.ReturnURL, req.URL.CallbackURL
+	}
+	sess.Order = v.order("order", req.Order)
+	if req.ProfileID == nil || *req.ProfileID == "" {
+		v.add("profile_id", "required")
+	} else {
+		sess.ProfileID = *req.ProfileID
+	}
+	if c := req.Customer; c != nil {
+		sess.Customer = c.summary()
+		for k, raw := range c.Tokens {
+			field := `customer.tokens["` + k + `"]`
+			if isNestedTokenKey(k) {
+				v.add("customer.tokens."+k, `token keys are literal dotted strings such as "payex.creditcard", not nested objects`)
+				continue
+			}
+			if _, ok := paymentProduct(k); !ok {
+				continue // unknown providers are ignored
+			}
+			toks := v.cardTokens(field, raw)
+			if _, ok := toks[tokenRecurrence]; ok {
+				v.add(field+"."+tokenRecurrence, "customer-initiated sessions take only payment_token")
+				continue
+			}
+			if tok, ok := toks[tokenPayment]; ok {
+				if sess.Tokens == nil {
+					sess.Tokens = make(map[string]string, 1)
+				}
+				sess.Tokens[k] = tok
+			}
+		}
+	}
+	if len(v.errs) > 0 {
+		s.c.invalidRequests.Add(1)
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "invalid session", v.errs)
+		return
+	}
+	sess.ID = s.newID()
+	sess.CreatedAt = time.Now().UTC()
+	s.mu.Lock()
+	s.st.addSession(sess)
+	s.mu.Unlock()
+	s.c.sessionsCreated.Add(1)
+	writeJSON(w, http.StatusOK, dintero.SessionCreated{ID: sess.ID, URL: baseURL(r) + "/v1/view/" + sess.ID})
+}
+
+// baseURL is the sandbox's base URL as the client reached it.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// handleSessionGet serves GET /v1/sessions/{id}.
+func (s *Server) handleSessionGet(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	sess, ok := s.st.sessions[id]
+	var view sessionView
+	if ok {
+		view = sess.view()
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "session not found", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// handleTransactionGet serves GET /v1/transactions/{id}. The includes
+// parameter is accepted and ignored: card tokens are never returned.
+func (s *Server) handleTransactionGet(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	rec, ok := s.st.txByID[id]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "transaction not found", nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, &rec.tx)
+}
+
+// handleTransactionList serves GET /v1/transactions: a bare array, newest
+// first, optionally filtered by merchant_reference, paged by limit (1-100,
+// default 10) and starting_after (the id of the last transaction of the
+// previous page).
+func (s *Server) handleTransactionList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 10
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			s.c.invalidRequests.Add(1)
+			writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "limit must be an integer from 1 to 100", nil)
+			return
+		}
+		limit = n
+	}
+	after := q.Get("starting_after")
+	ref, byRef := q.Get("merchant_reference"), q.Has("merchant_reference")
+
+	s.mu.Lock()
+	all := s.st.txs
+	if byRef {
+		all = s.st.txByRef[ref]
+	}
+	end := len(all) // exclusive; walk backwards from end-1 (newest first)
+	if after != "" {
+		rec, ok := s.st.txByID[after]
+		end = -1
+		if ok {
+			// all is sorted by seq; find rec's position.
+			lo, hi := 0, len(all)
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if all[mid].seq < rec.seq {
+					lo = mid + 1
+				} else {
+					hi = mid
+				}
+			}
+			if lo < len(all) && all[lo] == rec {
+				end = lo
+			}
+		}
+	}
+	var page []*txRecord
+	if end >= 0 {
+		page = make([]*txRecord, 0, min(limit, end))
+		for i := end - 1; i >= 0 && len(page) < limit; i-- {
+			page = append(page, all[i])
+		}
+	}
+	s.mu.Unlock()
+	if end < 0 {
+		s.c.invalidRequests.Add(1)
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "starting_after is not a transaction in this listing", nil)
+		return
+	}
+	out := make([]*dintero.Transaction, len(page))
+	for i, rec := range page {
+		out[i] = &rec.tx
+	}
+	writeJSON(w, http.StatusOK, out)
+}
