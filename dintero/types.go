@@ -1,6 +1,10 @@
 package dintero
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
 
 // Transaction statuses as Dintero reports them (Transaction.status).
 const (
@@ -38,8 +42,23 @@ type AccessToken struct {
 	ExpiresIn   int64  `json:"expires_in"`
 }
 
-// LogValue keeps the bearer token out of logs.
-func (AccessToken) LogValue() string { return "[REDACTED]" }
+// LogValue keeps the bearer token out of logs (it implements
+// slog.LogValuer; JSON encoding is unaffected).
+func (t AccessToken) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("access_token", "[REDACTED]"),
+		slog.String("token_type", t.TokenType),
+		slog.Int64("expires_in", t.ExpiresIn),
+	)
+}
+
+// String keeps the bearer token out of fmt output.
+func (t AccessToken) String() string {
+	return fmt.Sprintf("dintero.AccessToken{AccessToken:[REDACTED] TokenType:%q ExpiresIn:%d}", t.TokenType, t.ExpiresIn)
+}
+
+// GoString is like String, for %#v.
+func (t AccessToken) GoString() string { return t.String() }
 
 // SessionCreated is the body of a successful POST /v1/sessions-profile.
 type SessionCreated struct {

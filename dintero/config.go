@@ -1,0 +1,240 @@
+package dintero
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Defaults applied by New to zero-valued Config and RetryConfig fields.
+const (
+	DefaultAPIURL          = "https://checkout.dintero.com"
+	DefaultTimeout         = 30 * time.Second
+	DefaultInitialInterval = 200 * time.Millisecond
+	DefaultMaxInterval     = 5 * time.Second
+	DefaultMaxElapsedTime  = 30 * time.Second
+	DefaultMaxRetryAfter   = 30 * time.Second
+	DefaultMaxAttempts     = 6
+
+	// defaultMaxRefreshBefore caps the default RefreshBefore; the default is
+	// min(5m, expires_in/2).
+	defaultMaxRefreshBefore = 5 * time.Minute
+)
+
+// ErrInvalidConfig is wrapped by every error New returns for a bad Config.
+var ErrInvalidConfig = errors.New("dintero: invalid config")
+
+// accountIDPattern is Dintero's aid pattern: T (test) or P (production)
+// followed by eight digits.
+var accountIDPattern = regexp.MustCompile(`^[PT]\d{8}$`)
+
+// Config configures a Client. The zero value of every optional field means
+// the documented default.
+type Config struct {
+	// AccountID is the Dintero account, "T" (test) or "P" (production)
+	// followed by eight digits. Required.
+	AccountID string
+	// ClientID is the API client id. Required.
+	ClientID string
+	// ClientSecret is the API client secret. Required. It is sent only as
+	// HTTP Basic credentials to the token endpoint and never appears in an
+	// error, a log line or the String/LogValue output of Config.
+	ClientSecret string
+
+	// APIURL is the Checkout API base URL. Default DefaultAPIURL.
+	APIURL string
+	// AuthURL is the base URL of the token endpoint
+	// (/v1/accounts/{aid}/auth/token). Default APIURL.
+	AuthURL string
+
+	// SystemName and SystemVersion are sent as Dintero-System-Name and
+	// Dintero-System-Version when set.
+	SystemName    string
+	SystemVersion string
+
+	// Timeout bounds one HTTP attempt (connect, send, headers and body).
+	// Default DefaultTimeout.
+	Timeout time.Duration
+	// HTTPClient is used for every request. Default: a client with a tuned
+	// transport (1024 idle connections per host, 90 s idle timeout, HTTP/2)
+	// and no global timeout, since every attempt carries its own deadline.
+	HTTPClient *http.Client
+	// Retry bounds the retries of transient errors.
+	Retry RetryConfig
+	// RefreshBefore is how long before the access token expires a new one
+	// is fetched. Default min(5m, expires_in/2); values above expires_in/2
+	// are clamped to expires_in/2.
+	RefreshBefore time.Duration
+	// Logger receives debug lines per attempt and warnings on unknown
+	// outcomes. Nil discards. Bodies, tokens and secrets are never logged.
+	Logger *slog.Logger
+}
+
+// RetryConfig bounds the client's own retries of transient errors. A call
+// is retried with exponential backoff and jitter until it succeeds, fails
+// with a non-transient error, MaxAttempts attempts were made, or the next
+// wait would end after MaxElapsedTime.
+type RetryConfig struct {
+	// InitialInterval is the first backoff wait. Default 200ms.
+	InitialInterval time.Duration
+	// MaxInterval caps a single backoff wait. Default 5s.
+	MaxInterval time.Duration
+	// MaxElapsedTime is the total budget of one call, retries included.
+	// Default 30s.
+	MaxElapsedTime time.Duration
+	// MaxRetryAfter caps an honoured Retry-After. A longer Retry-After (or
+	// one ending after MaxElapsedTime) ends the call with the transient
+	// error instead of sleeping. Default 30s.
+	MaxRetryAfter time.Duration
+	// MaxAttempts is the number of attempts per call, the first included.
+	// 1 disables retries. Default 6.
+	MaxAttempts int
+}
+
+// String describes the config without the client secret.
+func (c Config) String() string {
+	return fmt.Sprintf("dintero.Config{AccountID:%q ClientID:%q ClientSecret:%s APIURL:%q AuthURL:%q SystemName:%q SystemVersion:%q Timeout:%s RefreshBefore:%s Retry:%+v}",
+		c.AccountID, c.ClientID, redactedMarker(c.ClientSecret), c.APIURL, c.AuthURL,
+		c.SystemName, c.SystemVersion, c.Timeout, c.RefreshBefore, c.Retry)
+}
+
+// GoString is like String, so %#v does not print the secret either.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer; the client secret is redacted.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account_id", c.AccountID),
+		slog.String("client_id", c.ClientID),
+		slog.String("client_secret", redactedMarker(c.ClientSecret)),
+		slog.String("api_url", c.APIURL),
+		slog.String("auth_url", c.AuthURL),
+		slog.String("system_name", c.SystemName),
+		slog.String("system_version", c.SystemVersion),
+		slog.Duration("timeout", c.Timeout),
+		slog.Duration("refresh_before", c.RefreshBefore),
+		slog.Duration("retry_initial_interval", c.Retry.InitialInterval),
+		slog.Duration("retry_max_interval", c.Retry.MaxInterval),
+		slog.Duration("retry_max_elapsed_time", c.Retry.MaxElapsedTime),
+		slog.Duration("retry_max_retry_after", c.Retry.MaxRetryAfter),
+		slog.Int("retry_max_attempts", c.Retry.MaxAttempts),
+	)
+}
+
+func redactedMarker(secret string) string {
+	if secret == "" {
+		return "[EMPTY]"
+	}
+	return "[REDACTED]"
+}
+
+// configError names the offending field; it never includes a secret value.
+func configError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+}
+
+// withDefaults validates cfg and returns a copy with defaults applied.
+func (c Config) withDefaults() (Config, error) {
+	if c.AccountID == "" {
+		return c, configError("AccountID", "required")
+	}
+	if !accountIDPattern.MatchString(c.AccountID) {
+		return c, configError("AccountID", "%q does not match %s", c.AccountID, accountIDPattern)
+	}
+	if c.ClientID == "" {
+		return c, configError("ClientID", "required")
+	}
+	if c.ClientSecret == "" {
+		return c, configError("ClientSecret", "required")
+	}
+	if c.APIURL == "" {
+		c.APIURL = DefaultAPIURL
+	}
+	api, err := normalizeBaseURL(c.APIURL)
+	if err != nil {
+		return c, configError("APIURL", "%v", err)
+	}
+	c.APIURL = api
+	if c.AuthURL == "" {
+		c.AuthURL = c.APIURL
+	}
+	auth, err := normalizeBaseURL(c.AuthURL)
+	if err != nil {
+		return c, configError("AuthURL", "%v", err)
+	}
+	c.AuthURL = auth
+	if !validHeaderValue(c.SystemName) {
+		return c, configError("SystemName", "contains control characters")
+	}
+	if !validHeaderValue(c.SystemVersion) {
+		return c, configError("SystemVersion", "contains control characters")
+	}
+
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"Timeout", &c.Timeout, DefaultTimeout},
+		{"RefreshBefore", &c.RefreshBefore, 0}, // 0: computed per token
+		{"Retry.InitialInterval", &c.Retry.InitialInterval, DefaultInitialInterval},
+		{"Retry.MaxInterval", &c.Retry.MaxInterval, DefaultMaxInterval},
+		{"Retry.MaxElapsedTime", &c.Retry.MaxElapsedTime, DefaultMaxElapsedTime},
+		{"Retry.MaxRetryAfter", &c.Retry.MaxRetryAfter, DefaultMaxRetryAfter},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return c, configError(d.name, "must not be negative (got %s)", *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.Retry.MaxInterval < c.Retry.InitialInterval {
+		return c, configError("Retry.MaxInterval", "%s is below Retry.InitialInterval %s",
+			c.Retry.MaxInterval, c.Retry.InitialInterval)
+	}
+	if c.Retry.MaxAttempts < 0 {
+		return c, configError("Retry.MaxAttempts", "must not be negative (got %d)", c.Retry.MaxAttempts)
+	}
+	if c.Retry.MaxAttempts == 0 {
+		c.Retry.MaxAttempts = DefaultMaxAttempts
+	}
+	return c, nil
+}
+
+func normalizeBaseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The parse error would echo the raw URL; it is not repeated here in
+		// case it carries credentials.
+		return "", errors.New("not a valid URL")
+	}
+	if u.User != nil {
+		return "", errors.New("must not contain user info")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("%q: scheme must be http or https", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q: missing host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q: must not have a query or fragment", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	return true
+}
