@@ -45,7 +45,9 @@ type PayConfiguration struct {
 }
 
 // Customer is session.customer. Tokens is keyed by payment product type,
-// with the dot as part of the key ("payex.creditcard").
+// with the dot as part of the key ("payex.creditcard"), never nested
+// ({"payex": {"creditcard": ...}}). Printed or logged, a Customer shows its
+// customer_id and which kinds of token it holds, nothing more.
 type Customer struct {
 	CustomerID  string                `json:"customer_id,omitempty"`
 	Email       string                `json:"email,omitempty"`
@@ -54,7 +56,8 @@ type Customer struct {
 }
 
 // CardTokens are a customer's saved card tokens at one provider. They are
-// secrets: String and LogValue redact them.
+// secrets: String, GoString, Format and LogValue redact them, so fmt and
+// log/slog never print them. Only JSON encoding, the wire format, keeps them.
 type CardTokens struct {
 	PaymentToken    string `json:"payment_token,omitempty"`
 	RecurrenceToken string `json:"recurrence_token,omitempty"`

@@ -12,6 +12,23 @@
 // Each request ends in exactly one [ChargeResult], published on
 // [ResultSubject](kind, outcome), with a deterministic Nats-Msg-Id.
 //
+// # Validation
+//
+// [DecodeChargeRequest] is the one check of a body, used by publishers
+// (through [PublishChargeBody] and [PublishCharge]) and by the worker alike:
+// size, UTF-8, JSON syntax, types, then the rules of [ChargeRequest.Validate].
+// It reports every problem at once in a *[ValidationError], each under its
+// JSON path ("session.order.amount"), ready for [ResultError].Fields. No
+// message ever contains a card token. [MerchantReference] names a body that
+// failed, and [Fingerprint] tells a replay of a request from a different body
+// reusing its merchant_reference.
+//
+// # Secrets
+//
+// Card tokens ([CardTokens]) redact themselves when printed with fmt or
+// logged with log/slog, as do [Customer] and [ChargeRequest]; only their JSON
+// encoding, the wire format, carries the tokens.
+//
 // The package depends on the standard library and nats.go only, so that any
 // publisher can import it.
 package messages
