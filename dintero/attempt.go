@@ -285,6 +285,9 @@ func truncate(s string, n int) string {
 }
 
 func (c *Client) logAttempt(ctx context.Context, rq *request, n int, start time.Time, status int, reqID string, e *Error) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(rq.op, status, time.Since(start))
+	}
 	if !c.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}

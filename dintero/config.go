@@ -73,6 +73,11 @@ type Config struct {
 	// Logger receives debug lines per attempt and warnings on unknown
 	// outcomes. Nil discards. Bodies, tokens and secrets are never logged.
 	Logger *slog.Logger
+	// Observe, when set, is called after every HTTP attempt with the
+	// operation (OpAuth, OpPay, ...), the HTTP status (0 when no response
+	// came) and how long the attempt took. It must be fast and safe for
+	// concurrent use (a Prometheus histogram, say).
+	Observe func(op string, status int, elapsed time.Duration)
 }
 
 // RetryConfig bounds the client's own retries of transient errors. A call

@@ -1,0 +1,24 @@
+# payworker: the commands a newcomer needs. `make test` is what CI runs.
+GO ?= go
+
+.PHONY: test vet dev sandbox redis-server
+
+## test: vet and run every test (starts its own NATS and redis-server; installs redis-server if missing)
+test: redis-server
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+vet:
+	gofmt -l . | (! grep .) || (echo "gofmt would change the files above" && exit 1)
+	$(GO) vet ./...
+
+## dev: run the worker with embedded NATS, Redis and the Dintero sandbox
+dev:
+	$(GO) run ./cmd/payworker dev
+
+## sandbox: run the Dintero sandbox alone
+sandbox:
+	$(GO) run ./cmd/dintero-sandbox
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || sh .ci/install-redis

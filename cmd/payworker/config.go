@@ -1,0 +1,192 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lmittmann/tint"
+)
+
+// config is everything payworker reads at start. Each field comes from an
+// environment variable, and a flag of the same meaning overrides it.
+type config struct {
+	NATSURL             string
+	RedisURL            string
+	DinteroAccountID    string
+	DinteroClientID     string
+	DinteroClientSecret string
+	DinteroAPIURL       string
+	DinteroAuthURL      string
+	DinteroTimeout      time.Duration
+	MaxInFlight         int
+	HTTPAddr            string
+	Consumer            string
+	AckWait             time.Duration
+	MaxDeliver          int
+	ShutdownGrace       time.Duration
+	SkipSetup           bool
+	IdempotencyPrefix   string
+	IdempotencyTTL      time.Duration
+	LogLevel            string
+	LogFormat           string
+}
+
+// setting binds one config field to its environment variable and flag.
+type setting struct {
+	env, flag, def, usage string
+	secret                bool
+	set                   func(string) error
+}
+
+func settings(c *config) []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("want a positive duration such as 30s, got %q", v)
+			}
+			*p = d
+			return nil
+		}
+	}
+	num := func(p *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("want a positive integer, got %q", v)
+			}
+			*p = n
+			return nil
+		}
+	}
+	boolean := func(p *bool) func(string) error {
+		return func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false, got %q", v)
+			}
+			*p = b
+			return nil
+		}
+	}
+	return []setting{
+		{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated", set: str(&c.NATSURL)},
+		{env: "REDIS_URL", flag: "redis-url", def: "redis://127.0.0.1:6379/0", usage: "Redis URL for the idempotency store", set: str(&c.RedisURL)},
+		{env: "DINTERO_ACCOUNT_ID", flag: "dintero-account-id", usage: "Dintero account id, T or P followed by 8 digits (required)", set: str(&c.DinteroAccountID)},
+		{env: "DINTERO_CLIENT_ID", flag: "dintero-client-id", usage: "Dintero API client id (required)", set: str(&c.DinteroClientID)},
+		{env: "DINTERO_CLIENT_SECRET", flag: "dintero-client-secret", usage: "Dintero API client secret (required; prefer the environment)", secret: true, set: str(&c.DinteroClientSecret)},
+		{env: "DINTERO_API_URL", flag: "dintero-api-url", def: "https://checkout.dintero.com", usage: "Dintero Checkout API base URL", set: str(&c.DinteroAPIURL)},
+		{env: "DINTERO_AUTH_URL", flag: "dintero-auth-url", usage: "Dintero auth base URL (default: the API URL)", set: str(&c.DinteroAuthURL)},
+		{env: "DINTERO_TIMEOUT", flag: "dintero-timeout", def: "30s", usage: "timeout of one Dintero HTTP call", set: dur(&c.DinteroTimeout)},
+		{env: "PAYWORKER_MAX_IN_FLIGHT", flag: "max-in-flight", def: "256", usage: "requests handled at once by this process", set: num(&c.MaxInFlight)},
+		{env: "PAYWORKER_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health endpoints", set: str(&c.HTTPAddr)},
+		{env: "PAYWORKER_CONSUMER", flag: "consumer", def: "payworker", usage: "durable JetStream consumer shared by all pods", set: str(&c.Consumer)},
+		{env: "PAYWORKER_ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream AckWait of the consumer", set: dur(&c.AckWait)},
+		{env: "PAYWORKER_MAX_DELIVER", flag: "max-deliver", def: "20", usage: "deliveries before a request is dead-lettered as failed", set: num(&c.MaxDeliver)},
+		{env: "PAYWORKER_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "25s", usage: "time in-flight charges get to finish on SIGTERM", set: dur(&c.ShutdownGrace)},
+		{env: "PAYWORKER_SKIP_SETUP", flag: "skip-setup", def: "false", usage: "do not create or update streams and the consumer", set: boolean(&c.SkipSetup)},
+		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},
+		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},
+		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
+		{env: "LOG_FORMAT", flag: "log-format", def: "auto", usage: "text (tint), json, or auto (text on a terminal)", set: str(&c.LogFormat)},
+	}
+}
+
+// loadConfig reads the environment, then the flags in args. It returns one
+// error naming the first setting that is wrong or missing.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	all := settings(c)
+	fs := flag.NewFlagSet("payworker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flagged := map[string]*string{}
+	for _, s := range all {
+		usage := s.usage + " (env " + s.env + ")"
+		flagged[s.flag] = fs.String(s.flag, "", usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: payworker [flags]       run the worker\n       payworker dev [flags]   run everything in one process, no servers needed\n\nEvery flag has an environment variable; the flag wins.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see payworker -h)", fs.Arg(0))
+	}
+	for _, s := range all {
+		v, from := s.def, ""
+		if e := strings.TrimSpace(getenv(s.env)); e != "" {
+			v, from = e, s.env
+		}
+		if f := *flagged[s.flag]; f != "" {
+			v, from = f, "-"+s.flag
+		}
+		if v == "" {
+			continue
+		}
+		if err := s.set(v); err != nil {
+			if s.secret {
+				err = errors.New("invalid value")
+			}
+			return nil, fmt.Errorf("%s: %w", nameOf(s, from), err)
+		}
+	}
+	for _, req := range []struct {
+		v string
+		s string
+	}{{c.DinteroAccountID, "DINTERO_ACCOUNT_ID"}, {c.DinteroClientID, "DINTERO_CLIENT_ID"}, {c.DinteroClientSecret, "DINTERO_CLIENT_SECRET"}} {
+		if req.v == "" {
+			return nil, fmt.Errorf("%s is not set: it is required", req.s)
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return nil, fmt.Errorf("LOG_FORMAT: want text, json or auto, got %q", c.LogFormat)
+	}
+	return c, nil
+}
+
+func nameOf(s setting, from string) string {
+	if from == "" || from == s.env {
+		return s.env
+	}
+	return from + " (" + s.env + ")"
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("want debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+// newLogger builds the process logger: tint for people, JSON for machines.
+func newLogger(w *os.File, level, format string) *slog.Logger {
+	l, _ := parseLevel(level)
+	if format == "auto" {
+		format = "json"
+		if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		fi, err := w.Stat()
+		noColor := err != nil || fi.Mode()&os.ModeCharDevice == 0
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: l, TimeFormat: time.TimeOnly, NoColor: noColor}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/worker/natstest"
+)
+
+// runDev runs the worker against embedded servers: NATS with JetStream
+// (data under -dir), an in-memory Redis (miniredis) and the Dintero sandbox.
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("payworker dev", flag.ContinueOnError)
+	dir := fs.String("dir", ".payworker-dev", "folder for the embedded NATS server's data")
+	natsPort := fs.Int("nats-port", 4223, "port of the embedded NATS server (taken: a free one is used)")
+	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:8099", "address of the Dintero sandbox (taken: a free port is used)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address of the health endpoints")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+
+	ns, err := natstest.StartServer(filepath.Join(*dir, "nats"), "127.0.0.1", *natsPort)
+	if err != nil {
+		if ns, err = natstest.StartServer(filepath.Join(*dir, "nats"), "127.0.0.1", -1); err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+	}
+	defer ns.Shutdown()
+
+	mr, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("embedded Redis: %w", err)
+	}
+	defer mr.Close()
+
+	sandbox := dinterotest.New(dinterotest.Options{})
+	sandboxURL, err := sandbox.Start(*sandboxAddr)
+	if err != nil {
+		if sandboxURL, err = sandbox.Start("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("Dintero sandbox: %w", err)
+		}
+	}
+	defer sandbox.Close()
+
+	env := map[string]string{
+		"NATS_URL":              ns.URL(),
+		"REDIS_URL":             "redis://" + mr.Addr() + "/0",
+		"DINTERO_ACCOUNT_ID":    dinterotest.DefaultAccountID,
+		"DINTERO_CLIENT_ID":     dinterotest.DefaultClientID,
+		"DINTERO_CLIENT_SECRET": dinterotest.DefaultClientSecret,
+		"DINTERO_API_URL":       sandboxURL,
+		"PAYWORKER_HTTP_ADDR":   *httpAddr,
+		"LOG_FORMAT":            "text",
+	}
+	getenv := func(k string) string {
+		if v := os.Getenv(k); v != "" && k != "NATS_URL" && k != "REDIS_URL" && k != "DINTERO_API_URL" {
+			return v
+		}
+		return env[k]
+	}
+	cfg, err := loadConfig(nil, getenv, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf(`payworker dev: everything in one process, nothing to install.
+  NATS JetStream  %s  (data in %s)
+  Redis           redis://%s  (in memory)
+  Dintero         %s  (sandbox; ledger at %sledger)
+  Health          http://%s/healthz  and  /readyz
+
+Publish a sample charge (another terminal):
+  go run ./cmd/payctl charge --nats %s --sample
+Watch the results:
+  go run ./cmd/payctl watch --nats %s
+Test cards: payment or recurrence tokens starting with %q succeed, %q and
+%q decline; see dintero/dinterotest. Stop with Ctrl-C.
+
+`, ns.URL(), filepath.Join(*dir, "nats"), mr.Addr(), sandboxURL, sandboxURL+dinterotest.AdminPrefix, *httpAddr,
+		ns.URL(), ns.URL(), dinterotest.TokenAuthorized, dinterotest.TokenInsufficientFunds, dinterotest.TokenDoNotRetry)
+	log := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	return run(ctx, cfg, log)
+}

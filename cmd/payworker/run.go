@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/idempotency"
+	"github.com/payworker/payworker/worker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// run wires the parts together and runs the worker until ctx is cancelled.
+// A NATS or Redis that is down at start is waited for, not fatal.
+func run(ctx context.Context, cfg *config, log *slog.Logger) error {
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	store, err := idempotency.New(rdb, idempotency.Options{
+		Prefix:    cfg.IdempotencyPrefix,
+		Retention: cfg.IdempotencyTTL,
+		Lease:     cfg.AckWait,
+	})
+	if err != nil {
+		return fmt.Errorf("idempotency: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(reg)
+	gw, err := dintero.New(dintero.Config{
+		AccountID:     cfg.DinteroAccountID,
+		ClientID:      cfg.DinteroClientID,
+		ClientSecret:  cfg.DinteroClientSecret,
+		APIURL:        cfg.DinteroAPIURL,
+		AuthURL:       cfg.DinteroAuthURL,
+		SystemName:    "payworker",
+		SystemVersion: version,
+		Timeout:       cfg.DinteroTimeout,
+		Logger:        log.With("component", "dintero"),
+		Observe:       metrics.ObserveDintero,
+	})
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(cfg.NATSURL,
+		nats.Name("payworker"),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: we closed it ourselves
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("NATS_URL: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	w, err := worker.New(js, store, gw, worker.Config{
+		Consumer:      cfg.Consumer,
+		MaxInFlight:   cfg.MaxInFlight,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		SkipSetup:     cfg.SkipSetup,
+		ShutdownGrace: cfg.ShutdownGrace,
+		Logger:        log,
+		Metrics:       metrics,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: endpoints(reg, w, nc, rdb, gw), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("health endpoint stopped", "addr", cfg.HTTPAddr, "err", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	log.Info("payworker starting", "version", version, "nats", nc.ConnectedUrlRedacted(), "dintero", cfg.DinteroAPIURL, "max_in_flight", cfg.MaxInFlight)
+	// Run returns early when NATS is not there yet or the consumer cannot
+	// be bound; wait and try again until told to stop.
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		err := w.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("worker not running; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// endpoints serves /metrics, /healthz (the process is alive) and /readyz
+// (NATS connected, consumer bound, Redis answering, a Dintero token at hand).
+func endpoints(reg *prometheus.Registry, w *worker.Worker, nc *nats.Conn, rdb *redis.Client, gw *dintero.Client) http.Handler {
+	problems := func(ctx context.Context) []string {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var p []string
+		if !nc.IsConnected() {
+			p = append(p, "nats: "+nc.Status().String())
+		}
+		if !w.Bound() {
+			p = append(p, "consumer: not bound")
+		}
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			p = append(p, "redis: "+err.Error())
+		}
+		if _, err := gw.Token(ctx); err != nil {
+			p = append(p, "dintero: "+err.Error())
+		}
+		return p
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "payworker_ready",
+		Help: "1 when NATS is connected, the consumer bound, Redis answering and a Dintero token at hand.",
+	}, func() float64 {
+		if len(problems(context.Background())) > 0 {
+			return 0
+		}
+		return 1
+	}))
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		if p := problems(r.Context()); len(p) > 0 {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			for _, line := range p {
+				fmt.Fprintln(rw, line)
+			}
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	return mux
+}

@@ -1,0 +1,141 @@
+package worker
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/idempotency"
+	"github.com/payworker/payworker/messages"
+)
+
+// Metrics are the worker's Prometheus metrics. Create them with NewMetrics
+// and pass them in Config.Metrics; a nil Metrics records nothing.
+type Metrics struct {
+	requests     *prometheus.CounterVec
+	claims       *prometheus.CounterVec
+	inFlight     prometheus.Gauge
+	endToEnd     prometheus.Histogram
+	retries      *prometheus.CounterVec
+	redeliveries prometheus.Counter
+	deadLetters  prometheus.Counter
+	dintero      *prometheus.HistogramVec
+	tokens       prometheus.Counter
+}
+
+// NewMetrics registers the worker's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payworker_requests_total",
+			Help: "Requests answered with a final result, by outcome and whether the answer came from the idempotency record.",
+		}, []string{"outcome", "duplicate"}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payworker_idempotency_answers_total",
+			Help: "Answers of the idempotency store to a claim: new, duplicate, conflict, recovered, in_progress.",
+		}, []string{"kind"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payworker_in_flight",
+			Help: "Requests being handled right now.",
+		}),
+		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "payworker_request_duration_seconds",
+			Help:    "From the request's arrival in JetStream to its result being published.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payworker_retries_total",
+			Help: "Requests handed back for a later delivery (NakWithDelay), by reason.",
+		}, []string{"reason"}),
+		redeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payworker_redeliveries_total",
+			Help: "Deliveries of a request after its first.",
+		}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payworker_dead_letters_total",
+			Help: "Requests copied to the dead-letter stream (rejected, conflicting, or given up on).",
+		}),
+		dintero: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "payworker_dintero_request_duration_seconds",
+			Help:    "Dintero HTTP calls by endpoint (auth, pay, create_session, get_transaction, list_transactions) and HTTP status (0: no response).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint", "status"}),
+		tokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payworker_dintero_token_refreshes_total",
+			Help: "Access tokens obtained from Dintero.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.claims, m.inFlight, m.endToEnd, m.retries, m.redeliveries, m.deadLetters, m.dintero, m.tokens)
+	return m
+}
+
+// ObserveDintero records one Dintero HTTP call; it fits dintero.Config.Observe.
+func (m *Metrics) ObserveDintero(op string, status int, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.dintero.WithLabelValues(op, strconv.Itoa(status)).Observe(elapsed.Seconds())
+	if op == dintero.OpAuth && status == 200 {
+		m.tokens.Inc()
+	}
+}
+
+func (m *Metrics) claim(s idempotency.State) {
+	if m == nil {
+		return
+	}
+	kind := "unknown"
+	switch s {
+	case idempotency.StateNew:
+		kind = "new"
+	case idempotency.StateCompleted:
+		kind = "duplicate"
+	case idempotency.StateConflict:
+		kind = "conflict"
+	case idempotency.StateRecovered:
+		kind = "recovered"
+	case idempotency.StateInProgress:
+		kind = "in_progress"
+	}
+	m.claims.WithLabelValues(kind).Inc()
+}
+
+func (m *Metrics) answered(res *messages.ChargeResult, seconds float64) {
+	if m == nil {
+		return
+	}
+	dup := "false"
+	if res.Duplicate {
+		dup = "true"
+	}
+	m.requests.WithLabelValues(string(res.Outcome), dup).Inc()
+	if seconds >= 0 {
+		m.endToEnd.Observe(seconds)
+	}
+}
+
+func (m *Metrics) retry(reason string) {
+	if m != nil {
+		m.retries.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) redelivered() {
+	if m != nil {
+		m.redeliveries.Inc()
+	}
+}
+
+func (m *Metrics) deadLettered() {
+	if m != nil {
+		m.deadLetters.Inc()
+	}
+}
+
+func (m *Metrics) inflight(delta float64) {
+	if m != nil {
+		m.inFlight.Add(delta)
+	}
+}

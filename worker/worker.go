@@ -1,0 +1,189 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/idempotency"
+)
+
+// Store is what the worker needs of the idempotency store
+// (*idempotency.Store implements it).
+type Store interface {
+	Claim(ctx context.Context, ref, fingerprint string, seq uint64) (idempotency.Claim, error)
+	Extend(ctx context.Context, ref, token string) error
+	Complete(ctx context.Context, ref, token string, seq uint64, result []byte, reopenable bool) error
+	Release(ctx context.Context, ref, token string, maybeSent bool) error
+}
+
+// Gateway is what the worker needs of Dintero (*dintero.Client implements it).
+type Gateway interface {
+	PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error)
+	TransactionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Transaction, error)
+}
+
+// Worker consumes charge requests. Create it with New and start it with Run.
+type Worker struct {
+	js    jetstream.JetStream
+	store Store
+	gw    Gateway
+	cfg   Config
+	log   *slog.Logger
+	m     *Metrics
+	now   func() time.Time
+	bound atomic.Bool // pulling from the consumer
+}
+
+// Bound reports whether the worker is bound to its consumer and pulling.
+func (w *Worker) Bound() bool { return w.bound.Load() }
+
+// New returns a worker. It does not touch the network until Run.
+func New(js jetstream.JetStream, store Store, gw Gateway, cfg Config) (*Worker, error) {
+	if js == nil || store == nil || gw == nil {
+		return nil, errors.New("worker: JetStream, store and gateway are required")
+	}
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	return &Worker{js: js, store: store, gw: gw, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now}, nil
+}
+
+// Run pulls and handles requests until ctx is cancelled, then stops pulling,
+// gives in-flight requests up to Config.ShutdownGrace to finish (publish
+// and ack), hands buffered ones back to the server, and returns.
+func (w *Worker) Run(ctx context.Context) error {
+	cons, err := w.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	// Pull no more than there are slots for: a buffered message's AckWait
+	// is already running.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.MaxInFlight/2 + 1))
+	if err != nil {
+		return fmt.Errorf("worker: pull: %w", err)
+	}
+
+	w.bound.Store(true)
+	defer w.bound.Store(false)
+
+	// Handlers run on their own context, cancelled only when the grace
+	// period after shutdown runs out.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, w.cfg.MaxInFlight)
+	w.log.Info("worker started", "consumer", w.cfg.Consumer, "max_in_flight", w.cfg.MaxInFlight)
+loop:
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		msg, err := iter.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break loop
+			}
+			w.log.Warn("pull failed", "err", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			w.process(hctx, msg)
+		}()
+	}
+
+	// Stop pulling, and give back what is buffered so another pod takes it
+	// now rather than after AckWait.
+	iter.Drain()
+	w.bound.Store(false)
+	for {
+		msg, err := iter.Next(jetstream.NextMaxWait(100 * time.Millisecond))
+		if err != nil {
+			break
+		}
+		_ = msg.Nak()
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownGrace):
+		w.log.Warn("shutdown grace period over; cancelling in-flight requests", "grace", w.cfg.ShutdownGrace)
+		hcancel()
+		<-done
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// process handles one message and never lets a panic escape.
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
+	w.m.inflight(1)
+	defer w.m.inflight(-1)
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("panic while handling a request; it will be redelivered",
+				"panic", fmt.Sprint(p), "subject", msg.Subject(), "stack", string(debug.Stack()))
+			w.m.retry("panic")
+			_ = msg.NakWithDelay(w.cfg.RetryDelay)
+		}
+	}()
+	w.handleCharge(ctx, msg)
+}
+
+// retryDelay is the NakWithDelay for the given delivery count: exponential
+// from RetryDelay, capped at MaxRetryDelay, with ±20 % jitter so that
+// redeliveries from a burst spread out.
+func (w *Worker) retryDelay(delivered uint64) time.Duration {
+	d := w.cfg.RetryDelay
+	for i := uint64(1); i < delivered && d < w.cfg.MaxRetryDelay; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.MaxRetryDelay)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// heartbeat keeps a slow request alive: every AckWait/3 it tells the server
+// the message is in progress and renews the claim's lease. The returned
+// function stops it.
+func (w *Worker) heartbeat(ctx context.Context, msg jetstream.Msg, ref, token string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					w.log.Debug("in-progress heartbeat failed", "merchant_reference", ref, "err", err)
+				}
+				if err := w.store.Extend(ctx, ref, token); err != nil && ctx.Err() == nil {
+					w.log.Warn("lease renewal failed", "merchant_reference", ref, "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
