@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,8 @@ type config struct {
 	LogLevel            string
 	LogFormat           string
 }
+
+var accountID = regexp.MustCompile(`^[PT]\d{8}$`)
 
 // setting binds one config field to its environment variable and flag.
 type setting struct {
@@ -146,6 +150,19 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	}{{c.DinteroAccountID, "DINTERO_ACCOUNT_ID"}, {c.DinteroClientID, "DINTERO_CLIENT_ID"}, {c.DinteroClientSecret, "DINTERO_CLIENT_SECRET"}} {
 		if req.v == "" {
 			return nil, fmt.Errorf("%s is not set: it is required", req.s)
+		}
+	}
+	if !accountID.MatchString(c.DinteroAccountID) {
+		return nil, fmt.Errorf("DINTERO_ACCOUNT_ID: want T or P followed by 8 digits, got %q", c.DinteroAccountID)
+	}
+	for _, u := range []struct{ v, name string }{{c.DinteroAPIURL, "DINTERO_API_URL"}, {c.DinteroAuthURL, "DINTERO_AUTH_URL"}, {c.NATSURL, "NATS_URL"}} {
+		if u.v == "" {
+			continue
+		}
+		for _, one := range strings.Split(u.v, ",") {
+			if p, err := url.Parse(strings.TrimSpace(one)); err != nil || p.Scheme == "" || p.Host == "" {
+				return nil, fmt.Errorf("%s: want an absolute URL, got %q", u.name, one)
+			}
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	base := map[string]string{
+		"DINTERO_ACCOUNT_ID":    "T12345678",
+		"DINTERO_CLIENT_ID":     "client",
+		"DINTERO_CLIENT_SECRET": "s3cr3t-value",
+	}
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantErr string // substring; "" means success
+		check   func(*testing.T, *config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c *config) {
+			if c.NATSURL != "nats://127.0.0.1:4222" || c.MaxInFlight != 256 || c.AckWait != 30*time.Second || c.LogFormat != "auto" {
+				t.Errorf("defaults not applied: %+v", c)
+			}
+		}},
+		{name: "env read", env: map[string]string{"PAYWORKER_MAX_IN_FLIGHT": "512", "PAYWORKER_ACK_WAIT": "45s"}, check: func(t *testing.T, c *config) {
+			if c.MaxInFlight != 512 || c.AckWait != 45*time.Second {
+				t.Errorf("env not read: %+v", c)
+			}
+		}},
+		{name: "flag wins over env", env: map[string]string{"PAYWORKER_MAX_IN_FLIGHT": "512"}, args: []string{"-max-in-flight", "64"}, check: func(t *testing.T, c *config) {
+			if c.MaxInFlight != 64 {
+				t.Errorf("MaxInFlight %d, want the flag's 64", c.MaxInFlight)
+			}
+		}},
+		{name: "missing account", env: map[string]string{"DINTERO_ACCOUNT_ID": ""}, wantErr: "DINTERO_ACCOUNT_ID is not set"},
+		{name: "missing secret", env: map[string]string{"DINTERO_CLIENT_SECRET": ""}, wantErr: "DINTERO_CLIENT_SECRET is not set"},
+		{name: "bad account", env: map[string]string{"DINTERO_ACCOUNT_ID": "X123"}, wantErr: "DINTERO_ACCOUNT_ID: want T or P"},
+		{name: "bad duration", env: map[string]string{"PAYWORKER_ACK_WAIT": "soon"}, wantErr: "PAYWORKER_ACK_WAIT: want a positive duration"},
+		{name: "bad number from flag", args: []string{"-max-in-flight", "-3"}, wantErr: "-max-in-flight (PAYWORKER_MAX_IN_FLIGHT)"},
+		{name: "bad url", env: map[string]string{"DINTERO_API_URL": "checkout.dintero.com"}, wantErr: "DINTERO_API_URL: want an absolute URL"},
+		{name: "bad log format", env: map[string]string{"LOG_FORMAT": "xml"}, wantErr: "LOG_FORMAT"},
+		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
+		{name: "stray argument", args: []string{"run"}, wantErr: `unexpected argument "run"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			cfg, err := loadConfig(c.args, func(k string) string { return env[k] }, io.Discard)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				c.check(t, cfg)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, c.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+			if strings.Contains(err.Error(), "s3cr3t-value") {
+				t.Errorf("error leaks the client secret: %q", err)
+			}
+		})
+	}
+}
