@@ -30,6 +30,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
+	if ropts.PoolSize == 0 {
+		// Every request in flight makes two short Redis calls; a pool
+		// smaller than the in-flight limit queues them behind each other.
+		ropts.PoolSize = cfg.MaxInFlight
+	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	store, err := idempotency.New(rdb, idempotency.Options{
