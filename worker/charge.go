@@ -290,6 +290,11 @@ func (w *Worker) complete(ctx context.Context, d *delivery, claim idempotency.Cl
 		_ = d.msg.NakWithDelay(w.retryDelay(d.delivered))
 		return
 	}
+	if res.Outcome == messages.OutcomeRejected || res.Outcome == messages.OutcomeFailed {
+		// Dintero refused the request (or a conflict was found there):
+		// keep the payload for whoever looks into it.
+		w.deadLetter(ctx, d, string(res.Outcome)+": "+res.Error.Message)
+	}
 	w.publish(ctx, d, res, data, "")
 }
 

@@ -374,7 +374,7 @@ func (e *env) assertDeadLetters(n int, reason string) {
 	}
 }
 
-func waitFor(t *testing.T, within time.Duration, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -448,4 +448,19 @@ func (g *panickyGateway) PaySession(ctx context.Context, body []byte) (*dintero.
 		panic("boom")
 	}
 	return g.Gateway.PaySession(ctx, body)
+}
+
+func TestDinteroRefusalRejectedAndDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	e.publish(chargeBody("refused-1", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, "unknown-card-token", 100))
+	r := e.waitResults("refused-1", 1, 10*time.Second)[0]
+	if r.Outcome != messages.OutcomeRejected || r.Error == nil || r.Error.Code != "INVALID_PAYMENT_TOKEN" {
+		t.Fatalf("got %+v, want rejected with Dintero's code", r)
+	}
+	if e.ledgerFor("refused-1") != 0 {
+		t.Fatal("a refused request was charged")
+	}
+	e.assertDeadLetters(1, "rejected")
+	e.assertNoSecrets("unknown-card-token")
 }
