@@ -26,7 +26,7 @@ import (
 // env is one pipeline under test: a real JetStream server, a real
 // redis-server, the Dintero sandbox, and results collected as they come.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	nats    *natstest.Server
 	js      jetstream.JetStream
 	rdb     *redis.Client
@@ -39,7 +39,7 @@ type env struct {
 	raw     [][]byte
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, results: map[string][]messages.ChargeResult{}, logs: &logBuffer{}}
 	e.nats = natstest.Start(t)
