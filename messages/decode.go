@@ -42,39 +42,12 @@ const maxScanBytes = 1 << 20
 // Keys the types do not model are allowed and ignored. Numbers in
 // session.metadata decode as [json.Number]. DecodeChargeRequest never panics.
 func DecodeChargeRequest(data []byte) (*ChargeRequest, error) {
+	if req := new(ChargeRequest); decodeFast(data, req) && req.Validate() == nil {
+		return req, nil
+	}
 	v := &validator{}
-	if len(data) > MaxRequestBytes {
-		v.add("body", "larger than %d bytes", MaxRequestBytes)
-		return nil, v.err()
-	}
-	if !utf8.Valid(data) {
-		// encoding/json would silently replace the bad bytes with U+FFFD.
-		v.add("body", "not valid UTF-8 at offset %d", invalidUTF8Offset(data))
-		return nil, v.err()
-	}
-	tree, ok := parseJSON(v, data)
-	if !ok {
-		return nil, v.err()
-	}
-	top, ok := tree.(map[string]any)
-	if !ok {
-		v.add("body", "must be a JSON object, got %s", jsonKind(tree))
-		return nil, v.err()
-	}
-	checkShape(v, "", reflect.TypeFor[ChargeRequest](), top)
-	requireObject(v, top, "session")
-	if s, ok := top["session"].(map[string]any); ok {
-		requireObject(v, s, "session.order")
-	}
-	requireObject(v, top, "payment")
-
 	var req ChargeRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil && len(v.errs) == 0 {
-		// checkShape mirrors encoding/json's rules, so this is not
-		// expected; report the decoder's error rather than accept.
-		v.addDecodeError(err)
+	if !decodeRequest(v, data, &req, "session", "session.order", "payment") {
 		return nil, v.err()
 	}
 	// With shape errors the struct is partly filled: validate skips the
@@ -86,6 +59,65 @@ func DecodeChargeRequest(data []byte) (*ChargeRequest, error) {
 	return &req, nil
 }
 
+// decodeRequest makes the checks every request body gets (size, UTF-8,
+// JSON syntax, a single object, repeated keys, the JSON types of the fields
+// dst's type models, and the required objects, given as dotted paths whose
+// parents come first) and decodes data into dst, a pointer to a struct.
+// It reports false when the body could not be decoded at all; true means
+// dst is filled, with the fields v marked unusable left out of account.
+func decodeRequest(v *validator, data []byte, dst any, required ...string) bool {
+	if len(data) > MaxRequestBytes {
+		v.add("body", "larger than %d bytes", MaxRequestBytes)
+		return false
+	}
+	if !utf8.Valid(data) {
+		// encoding/json would silently replace the bad bytes with U+FFFD.
+		v.add("body", "not valid UTF-8 at offset %d", invalidUTF8Offset(data))
+		return false
+	}
+	tree, ok := parseJSON(v, data)
+	if !ok {
+		return false
+	}
+	top, ok := tree.(map[string]any)
+	if !ok {
+		v.add("body", "must be a JSON object, got %s", jsonKind(tree))
+		return false
+	}
+	checkShape(v, "", reflect.TypeOf(dst).Elem(), top)
+	for _, path := range required {
+		parent := top
+		if i := strings.LastIndexByte(path, '.'); i >= 0 {
+			parent = lookupObject(top, path[:i])
+		}
+		if parent != nil {
+			requireObject(v, parent, path)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(dst); err != nil && len(v.errs) == 0 {
+		// checkShape mirrors encoding/json's rules, so this is not
+		// expected; report the decoder's error rather than accept.
+		v.addDecodeError(err)
+		return false
+	}
+	return true
+}
+
+// lookupObject follows a dotted path of keys from obj and returns the
+// object found there, or nil.
+func lookupObject(obj map[string]any, path string) map[string]any {
+	for key := range strings.SplitSeq(path, ".") {
+		next, ok := obj[key].(map[string]any)
+		if !ok {
+			return nil
+		}
+		obj = next
+	}
+	return obj
+}
+
 // MerchantReference extracts session.order.merchant_reference from a body
 // that may be invalid otherwise (wrong types elsewhere, truncated after the
 // reference, too large), so that a rejected result can name it. It is best
@@ -94,6 +126,14 @@ func DecodeChargeRequest(data []byte) (*ChargeRequest, error) {
 // bytes or holding control characters), so the result is always safe to put
 // in a header or a log line.
 func MerchantReference(data []byte) string {
+	return scanString(data, "session", "order", "merchant_reference")
+}
+
+// scanString returns the last string found in data at the path of object
+// keys, read token by token so that the rest of the body may be invalid.
+// It reads at most maxScanBytes and returns "" when the string could not be
+// a valid reference (longer than 255 bytes or holding control characters).
+func scanString(data []byte, path ...string) string {
 	type frame struct {
 		object    bool
 		key       string
@@ -103,6 +143,17 @@ func MerchantReference(data []byte) string {
 		stack []frame
 		ref   string
 	)
+	atPath := func() bool {
+		if len(stack) != len(path) {
+			return false
+		}
+		for i, f := range stack {
+			if !f.object || f.key != path[i] {
+				return false
+			}
+		}
+		return true
+	}
 	dec := json.NewDecoder(bytes.NewReader(data[:min(len(data), maxScanBytes)]))
 	dec.UseNumber()
 	for len(stack) <= maxDepth {
@@ -124,10 +175,7 @@ func MerchantReference(data []byte) string {
 			stack[n-1].key, _ = tok.(string)
 			stack[n-1].expectKey = false
 			continue
-		} else if s, ok := tok.(string); ok && n == 3 &&
-			stack[0].object && stack[0].key == "session" &&
-			stack[1].object && stack[1].key == "order" &&
-			stack[2].object && stack[2].key == "merchant_reference" {
+		} else if s, ok := tok.(string); ok && atPath() {
 			ref = s // the last one wins, as in encoding/json
 		}
 		// A value is complete: the enclosing object expects a key next.
@@ -144,13 +192,17 @@ func MerchantReference(data []byte) string {
 // Fingerprint returns a stable hash (hex SHA-256) of the meaning of a JSON
 // body: the same JSON with different whitespace, key order or string
 // escapes gives the same fingerprint; any change of a value gives a
-// different one. Numbers are compared as written (1 and 1.0 differ). The
+// different one. Numbers are compared by value, as RFC 8785 canonical JSON
+// writes them (1 and 1.0 are the same; integers beyond 2^53 may collide). The
 // worker compares fingerprints to tell a replay of a request from a
 // different request that reuses its merchant_reference.
 //
 // It fails with a *[ValidationError] when data is not exactly one valid JSON
 // value (UTF-8, no repeated keys). It does not check the request's fields.
 func Fingerprint(data []byte) (string, error) {
+	if fp, ok := fingerprintFast(data); ok {
+		return fp, nil
+	}
 	v := &validator{}
 	if !utf8.Valid(data) {
 		v.add("body", "not valid UTF-8 at offset %d", invalidUTF8Offset(data))

@@ -12,6 +12,19 @@
 // Each request ends in exactly one [ChargeResult], published on
 // [ResultSubject](kind, outcome), with a deterministic Nats-Msg-Id.
 //
+// # Customer-initiated sessions
+//
+// A session request is exactly the body of Dintero's POST
+// /v1/sessions-profile ({"url": {...}, "order": {...}, "customer": {...},
+// "profile_id": "..."}), published on [SubjectSessionRequest] with
+// [PublishSessionBody] or [PublishSession] and checked by
+// [DecodeSessionRequest]. Its idempotency key is order.merchant_reference.
+// Its [SessionResult] events go to [ResultSubject]([KindSession], outcome):
+// [OutcomeCreated] with the payment page URL for the customer (or
+// [OutcomeRejected], or [OutcomeFailed] when the session could not be
+// made), then, once the customer has confirmed with CVC and Dintero has
+// called back, [OutcomeCompleted] or [OutcomeFailed].
+//
 // # Validation
 //
 // [DecodeChargeRequest] is the one check of a body, used by publishers

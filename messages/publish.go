@@ -45,17 +45,23 @@ func PublishChargeBody(ctx context.Context, js jetstream.JetStream, body []byte,
 	if err != nil {
 		return nil, err
 	}
+	return publishRequest(ctx, js, SubjectChargeRequest, "charge request", body, msgID, req.Session.Order.MerchantReference)
+}
+
+// publishRequest publishes a checked body on subject with Nats-Msg-Id set
+// to msgID, or to ref when msgID is "". what names the request in errors.
+func publishRequest(ctx context.Context, js jetstream.JetStream, subject, what string, body []byte, msgID, ref string) (*jetstream.PubAck, error) {
 	if msgID == "" {
-		msgID = req.Session.Order.MerchantReference
+		msgID = ref
 	}
 	if strings.ContainsFunc(msgID, isControl) {
-		return nil, errors.New("messages: publish charge request: msgID contains control characters")
+		return nil, fmt.Errorf("messages: publish %s: msgID contains control characters", what)
 	}
-	msg := &nats.Msg{Subject: SubjectChargeRequest, Data: body, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	msg.Header.Set(HeaderMsgID, msgID)
 	ack, err := js.PublishMsg(ctx, msg)
 	if err != nil {
-		return nil, fmt.Errorf("messages: publish charge request %s: %w", quoteValue(msgID), err)
+		return nil, fmt.Errorf("messages: publish %s %s: %w", what, quoteValue(msgID), err)
 	}
 	return ack, nil
 }

@@ -45,7 +45,9 @@ const (
 )
 
 // ResultSubject returns the subject a result of the given kind and outcome
-// is published on, e.g. "payments.charge.result.succeeded".
+// is published on, e.g. "payments.charge.result.succeeded" for a
+// [ChargeResult] or "payments.session.result.created" for a
+// [SessionResult].
 func ResultSubject(kind string, outcome Outcome) string {
 	return "payments." + kind + ".result." + string(outcome)
 }

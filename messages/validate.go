@@ -26,14 +26,22 @@ const (
 // contains a card token, and its Error is a single line.
 type ValidationError struct {
 	Fields []FieldError
+
+	request string // what was invalid; "" means a charge request
 }
 
 // Error gives all problems on one line: "invalid charge request:
 // session.order.amount: must be a positive integer (minor units);
-// payment.operation: ...".
+// payment.operation: ..." (or "invalid session request: ..." for a
+// [SessionRequest]).
 func (e *ValidationError) Error() string {
 	var b strings.Builder
-	b.WriteString("invalid charge request")
+	b.WriteString("invalid ")
+	if e.request == "" {
+		b.WriteString("charge request")
+	} else {
+		b.WriteString(e.request)
+	}
 	for i, f := range e.Fields {
 		if i == 0 {
 			b.WriteString(": ")
@@ -87,6 +95,7 @@ func (r *ChargeRequest) Validate() error {
 // cannot be trusted (wrong JSON type, missing container); checks of those
 // paths and of anything below them are left out.
 type validator struct {
+	request string // for ValidationError.request
 	errs    []FieldError
 	skip    map[string]bool
 	dropped int // problems found beyond maxFieldErrors
@@ -132,11 +141,11 @@ func (v *validator) err() error {
 	if v.dropped > 0 {
 		errs = append(errs, FieldError{Field: "body", Message: fmt.Sprintf("%d more problems not listed", v.dropped)})
 	}
-	return &ValidationError{Fields: errs}
+	return &ValidationError{Fields: errs, request: v.request}
 }
 
 func (r *ChargeRequest) validate(v *validator) {
-	validateOrder(v, &r.Session.Order)
+	validateOrder(v, "session.order", &r.Session.Order)
 	if u := r.Session.URL; u != nil && u.CallbackURL != "" && v.usable("session.url.callback_url") {
 		if msg := checkCallbackURL(u.CallbackURL); msg != "" {
 			v.add("session.url.callback_url", "%s", msg)
@@ -172,8 +181,8 @@ func (r *ChargeRequest) validate(v *validator) {
 	}
 }
 
-func validateOrder(v *validator, o *Order) {
-	const p = "session.order"
+// validateOrder checks an order found at the JSON path p.
+func validateOrder(v *validator, p string, o *Order) {
 	if v.usable(p + ".merchant_reference") {
 		if msg := checkReference(o.MerchantReference); msg != "" {
 			v.add(p+".merchant_reference", "%s", msg)
