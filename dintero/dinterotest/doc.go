@@ -39,8 +39,58 @@
 //   - GET /v1/transactions/{id}, GET /v1/transactions?merchant_reference=
 //     (bare array, newest first, limit 1-100 default 10, starting_after).
 //
-// Every answer is JSON with a random Request-Id header. Card tokens are
-// never returned, recorded in the ledger or logged.
+// Every answer is JSON with a random Request-Id header, except the
+// customer's pages below, which are HTML. Card tokens are never returned,
+// shown, recorded in the ledger or logged.
+//
+// # The customer's side of a session
+//
+// The url of a /v1/sessions-profile session is its payment page. It needs
+// no access token, and faults never apply to it.
+//
+//   - GET /v1/view/{session_id}: a plain HTML page (no JavaScript) with the
+//     merchant reference, the amount and currency, the saved card as
+//     "•••• 4242" and a form: a CVC input (id and name "cvc") and a
+//     submit button (id "pay"). A session without a payment_token shows
+//     "No saved card" and no form: the sandbox pays saved cards only.
+//   - POST /v1/view/{session_id}/pay, form field cvc: does what
+//     Server.PaySession does, then redirects (303) to the session's
+//     return_url with transaction_id and merchant_reference added, plus
+//     error=authorization when the payment failed. A CVC that is not 3 or 4
+//     digits (400), a session already paid (409, also after a declined
+//     attempt), without a saved card (409) or whose token is not a test
+//     card (422, nothing recorded) shows the page again with the reason.
+//
+// The saved payment_token picks the outcome as for /v1/sessions/pay (see
+// Test cards). The transaction has the session's id, no payment_operation,
+// the payment_product_type of the token's key and metadata
+// "session:profile_id"; it becomes the session's transaction_id, and when
+// authorized it enters the Ledger (Charge.Operation "customer_initiated").
+//
+// # Callbacks
+//
+// After a customer payment the sandbox calls the session's callback_url
+// in the background, as Dintero does:
+//
+//   - When: the payment was authorized; or it failed and callback_url has
+//     report_error=true (the callback then also has error=authorization).
+//   - Method: GET, or POST with the Transaction as a JSON body when
+//     callback_url has method=POST.
+//   - Query: callback_url's own parameters, then transaction_id,
+//     session_id (named by sid_parameter_name if given), merchant_reference
+//     and time (RFC 3339, UTC).
+//   - Headers: event-delivery, one random id per delivery, the same on its
+//     retries; Dintero-Signature (dintero.SignCallback over the final URL,
+//     the method and the account id, signed anew per attempt) when
+//     Options.CallbackSecret is set.
+//   - Retries: a 5xx answer, a timeout (Options.CallbackTimeout, 10s) or a
+//     connection error is retried up to Options.CallbackRetries times (5)
+//     after Options.CallbackBackoff (100ms), doubling; a 2xx ends the
+//     delivery, any other answer (4xx) gives up at once.
+//
+// Close cancels the deliveries in flight and waits for them to end; no
+// callback starts after Close. Counters.CallbacksSent, CallbacksDelivered
+// and CallbackFailures count them.
 //
 // # Test cards
 //
@@ -68,6 +118,7 @@
 //	GET  /__sandbox/ledger         Ledger as JSON
 //	GET  /__sandbox/transactions   Transactions as JSON
 //	GET  /__sandbox/counters       Counters as JSON
+//	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)
 //	GET  /__sandbox/faults         Faults as JSON
 //	PUT  /__sandbox/faults         replace Faults (400 if invalid)
 //	POST /__sandbox/reset          Reset
@@ -78,9 +129,12 @@
 //   - Capture, refund, void, authorization updates, PUT /v1/transactions/{id},
 //     session cancel, POST /v1/sessions (without a profile) and
 //     /v1/sessions/payment-token.
-//   - The customer-side flow of /v1/sessions-profile (the /v1/view page,
-//     CVC entry) and callbacks to callback_url: sessions are stored for
-//     that but nothing pays them yet.
+//   - Card entry on the payment page (only saved cards are paid), session
+//     expiry and cancel, and callbacks for /v1/sessions/pay (whose
+//     callback_url is stored but never called).
+//   - The callback_url modifiers delay_callback, report_event and
+//     includes=session; callbacks for ON_HOLD; a second callback on a
+//     status change.
 //   - ON_HOLD, 202 answers, RETRY_IMMEDIATELY, partial payments, 403
 //     scopes, strict-session-amounts, item sums against order.amount.
 //   - Card-network retry limits (Visa, MasterCard) and blocking a token

@@ -25,11 +25,14 @@ const (
 	epSessionGet
 	epTransactionList
 	epTransactionGet
+	epView
+	epViewPay
 )
 
 // ServeHTTP answers the Dintero Checkout API under /v1/ and the sandbox
-// admin API under AdminPrefix. Every answer is JSON and carries a random
-// Request-Id header.
+// admin API under AdminPrefix. Every answer carries a random Request-Id
+// header and is JSON, except the customer's pages under /v1/view/, which
+// are HTML.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := newRequestID()
 	h := w.Header()
@@ -50,6 +53,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(p, "/v1/"):
 		s.serveAPI(w, r, reqID)
+	case p == AdminPrefix+"sessions":
+		s.serveAdminSessions(w, r)
 	case p == strings.TrimSuffix(AdminPrefix, "/") || strings.HasPrefix(p, AdminPrefix):
 		s.serveAdmin(w, r)
 	default:
@@ -66,6 +71,8 @@ func route(p string) (endpoint, string, string) {
 		return epSessionsProfile, "", http.MethodPost
 	case p == "/v1/transactions":
 		return epTransactionList, "", http.MethodGet
+	case strings.HasPrefix(p, "/v1/view/"):
+		return viewRoute(p)
 	}
 	if id, ok := strings.CutPrefix(p, "/v1/transactions/"); ok && id != "" && !strings.Contains(id, "/") {
 		return epTransactionGet, id, http.MethodGet
@@ -90,6 +97,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) 
 	if r.Method != method {
 		w.Header().Set("Allow", method)
 		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed; use "+method, nil)
+		return
+	}
+	// The customer's pages: no access token, no faults.
+	switch ep {
+	case epView:
+		s.handleView(w, param)
+		return
+	case epViewPay:
+		s.handleViewPay(w, r, param)
 		return
 	}
 	switch ep {

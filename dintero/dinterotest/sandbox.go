@@ -52,6 +52,11 @@ const (
 	defaultRetryAfter = time.Second
 	audienceBase      = "https://api.dintero.com/v1/accounts/"
 	maxBodyBytes      = 1 << 20
+
+	defaultCallbackRetries = 5
+	defaultCallbackBackoff = 100 * time.Millisecond
+	defaultCallbackTimeout = 10 * time.Second
+	maxCallbackBackoff     = 5 * time.Second
 )
 
 var accountIDPattern = regexp.MustCompile(`^[PT]\d{8}$`)
@@ -78,9 +83,27 @@ type Options struct {
 	// before the connection is dropped. Default 2m.
 	HangLimit time.Duration
 	// Logger receives one Debug record per request (method, path, status,
-	// duration). Card tokens, secrets and access tokens are never logged.
-	// nil discards.
+	// duration) and per callback attempt. Card tokens, secrets and access
+	// tokens are never logged. nil discards.
 	Logger *slog.Logger
+
+	// CallbackSecret, when set, is the account's signature secret: every
+	// callback carries a Dintero-Signature header made with
+	// dintero.SignCallback. Default none: callbacks are unsigned, as
+	// Dintero's are for an account without a secret.
+	CallbackSecret []byte
+	// CallbackRetries is how many times a callback is repeated after a 5xx
+	// answer, a timeout or a connection error. Default 5; negative means
+	// no retries. (Dintero retries up to 20 times; 4xx is never retried.)
+	CallbackRetries int
+	// CallbackBackoff is the wait before the first repeat of a callback;
+	// it doubles for each further repeat, up to 5s. Default 100ms.
+	CallbackBackoff time.Duration
+	// CallbackTimeout bounds one callback attempt. Default 10s, Dintero's.
+	CallbackTimeout time.Duration
+	// CallbackHTTPClient sends the callbacks. Default: a client of its
+	// own; redirects are followed.
+	CallbackHTTPClient *http.Client
 }
 
 func (o *Options) setDefaults() {
@@ -102,6 +125,18 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch {
+	case o.CallbackRetries == 0:
+		o.CallbackRetries = defaultCallbackRetries
+	case o.CallbackRetries < 0:
+		o.CallbackRetries = 0
+	}
+	if o.CallbackBackoff == 0 {
+		o.CallbackBackoff = defaultCallbackBackoff
+	}
+	if o.CallbackTimeout == 0 {
+		o.CallbackTimeout = defaultCallbackTimeout
+	}
 }
 
 func (o *Options) validate() error {
@@ -114,21 +149,27 @@ func (o *Options) validate() error {
 	if o.HangLimit < 0 {
 		return errors.New("dinterotest: HangLimit must not be negative")
 	}
+	if o.CallbackBackoff < 0 || o.CallbackTimeout < 0 {
+		return errors.New("dinterotest: CallbackBackoff and CallbackTimeout must not be negative")
+	}
 	return o.Faults.Validate()
 }
 
-// Charge is one authorization granted by /v1/sessions/pay: the sandbox's
-// record of money that moved.
+// Charge is one authorization granted by /v1/sessions/pay or by a
+// customer paying a /v1/sessions-profile session: the sandbox's record of
+// money that moved.
 type Charge struct {
-	TransactionID      string    `json:"transaction_id"`
-	SessionID          string    `json:"session_id"`
-	MerchantReference  string    `json:"merchant_reference"`
-	Amount             int64     `json:"amount"`
-	Currency           string    `json:"currency"`
-	PaymentProductType string    `json:"payment_product_type"`
-	Operation          string    `json:"operation"`
-	Status             string    `json:"status"`
-	CreatedAt          time.Time `json:"created_at"`
+	TransactionID      string `json:"transaction_id"`
+	SessionID          string `json:"session_id"`
+	MerchantReference  string `json:"merchant_reference"`
+	Amount             int64  `json:"amount"`
+	Currency           string `json:"currency"`
+	PaymentProductType string `json:"payment_product_type"`
+	// Operation is payment.operation of /v1/sessions/pay, or
+	// "customer_initiated" for a session the customer paid.
+	Operation string    `json:"operation"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Counters counts requests and outcomes since New or the last Reset.
@@ -151,13 +192,25 @@ type Counters struct {
 	FaultRateLimits          int64 `json:"fault_rate_limits"`
 	FaultTimeoutsAfterCharge int64 `json:"fault_timeouts_after_charge"`
 	FaultResets              int64 `json:"fault_resets"`
+	// SessionsPaid counts customer payments of /v1/sessions-profile
+	// sessions (the pay page or PaySession), declined ones included; they
+	// count in Authorized or Declined too.
+	SessionsPaid int64 `json:"sessions_paid"`
+	// CallbacksSent counts callback HTTP requests, repeats included.
+	CallbacksSent int64 `json:"callbacks_sent"`
+	// CallbacksDelivered counts callbacks answered 2xx.
+	CallbacksDelivered int64 `json:"callbacks_delivered"`
+	// CallbackFailures counts callbacks given up: a 4xx (or other non-2xx,
+	// non-5xx) answer, retries exhausted, or the server closed.
+	CallbackFailures int64 `json:"callback_failures"`
 }
 
 type counters struct {
 	tokenRequests, tokensIssued, payRequests, authorized, declined,
 	duplicatesRefused, invalidRequests, sessionsCreated, transactionGets,
 	transactionLists, unauthorized, faultErrors, faultRateLimits,
-	faultTimeoutsAfterCharge, faultResets atomic.Int64
+	faultTimeoutsAfterCharge, faultResets, sessionsPaid, callbacksSent,
+	callbacksDelivered, callbackFailures atomic.Int64
 }
 
 func (c *counters) all() []*atomic.Int64 {
@@ -165,7 +218,8 @@ func (c *counters) all() []*atomic.Int64 {
 		&c.authorized, &c.declined, &c.duplicatesRefused, &c.invalidRequests,
 		&c.sessionsCreated, &c.transactionGets, &c.transactionLists,
 		&c.unauthorized, &c.faultErrors, &c.faultRateLimits,
-		&c.faultTimeoutsAfterCharge, &c.faultResets}
+		&c.faultTimeoutsAfterCharge, &c.faultResets, &c.sessionsPaid,
+		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures}
 }
 
 // Server is an in-memory Dintero Checkout. It implements http.Handler and
@@ -189,6 +243,8 @@ type Server struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	cb callbacks
 
 	lifeMu sync.Mutex
 	url    string
@@ -217,6 +273,7 @@ func New(opts Options) *Server {
 		st:       newState(),
 		closed:   make(chan struct{}),
 	}
+	s.cb.init(opts.CallbackHTTPClient)
 	f := opts.Faults.withDefaults()
 	s.faults.Store(&f)
 	return s
@@ -271,10 +328,12 @@ func (s *Server) Start(addr string) (string, error) {
 	return s.url, nil
 }
 
-// Close releases requests hanging in a fault and stops the server started
+// Close releases requests hanging in a fault, cancels the callbacks still
+// being delivered and waits for them to end, and stops the server started
 // by NewTestServer or Start. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
+	s.cb.close()
 	s.lifeMu.Lock()
 	ts, hs := s.ts, s.hs
 	s.ts, s.hs = nil, nil
@@ -301,7 +360,8 @@ func (s *Server) SetFaults(f Faults) {
 // Faults returns the faults in effect, defaults filled in.
 func (s *Server) Faults() Faults { return *s.faults.Load() }
 
-// Ledger returns every authorization granted by /v1/sessions/pay, in order.
+// Ledger returns every authorization granted, by /v1/sessions/pay or a
+// customer paying a session, in order.
 func (s *Server) Ledger() []Charge {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -339,6 +399,10 @@ func (s *Server) Counters() Counters {
 		FaultRateLimits:          c.faultRateLimits.Load(),
 		FaultTimeoutsAfterCharge: c.faultTimeoutsAfterCharge.Load(),
 		FaultResets:              c.faultResets.Load(),
+		SessionsPaid:             c.sessionsPaid.Load(),
+		CallbacksSent:            c.callbacksSent.Load(),
+		CallbacksDelivered:       c.callbacksDelivered.Load(),
+		CallbackFailures:         c.callbackFailures.Load(),
 	}
 }
 
