@@ -47,6 +47,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records Prometheus metrics; nil records nothing.
 	Metrics *Metrics
+	// CallbackURL, when set, is the public URL of this service's
+	// Callbacks endpoint. Session requests are then sent to Dintero with
+	// url.callback_url set to it (with report_error=true, so that failed
+	// payments are called back too), whatever the publisher put there.
+	CallbackURL string
 }
 
 func (c *Config) setDefaults() {
@@ -106,4 +111,4 @@ func (c *Config) validate() error {
 }
 
 // filterSubjects are the request subjects this worker's consumer takes.
-var filterSubjects = []string{messages.SubjectChargeRequest}
+var filterSubjects = []string{messages.SubjectChargeRequest, messages.SubjectSessionRequest}

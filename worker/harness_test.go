@@ -34,18 +34,23 @@ type env struct {
 	cfg     worker.Config
 	logs    *logBuffer
 
-	mu      sync.Mutex
-	results map[string][]messages.ChargeResult // by merchant_reference
-	raw     [][]byte
+	mu       sync.Mutex
+	results  map[string][]messages.ChargeResult  // by merchant_reference
+	sessions map[string][]messages.SessionResult // by merchant_reference
+	raw      [][]byte
 }
 
 func newEnv(t testing.TB) *env {
+	return newEnvWith(t, dinterotest.Options{Seed: 1})
+}
+
+func newEnvWith(t testing.TB, sandbox dinterotest.Options) *env {
 	t.Helper()
-	e := &env{t: t, results: map[string][]messages.ChargeResult{}, logs: &logBuffer{}}
+	e := &env{t: t, results: map[string][]messages.ChargeResult{}, sessions: map[string][]messages.SessionResult{}, logs: &logBuffer{}}
 	e.nats = natstest.Start(t)
 	_, e.js = e.nats.Connect(t)
 	e.rdb = redistest.Start(t, redistest.Options{}).Client(t)
-	e.sandbox = dinterotest.NewTestServer(t, dinterotest.Options{Seed: 1})
+	e.sandbox = dinterotest.NewTestServer(t, sandbox)
 	e.cfg = worker.Config{
 		MaxInFlight:   32,
 		AckWait:       2 * time.Second,
@@ -135,6 +140,21 @@ func (e *env) collect() {
 		e.t.Fatal(err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if strings.HasPrefix(m.Subject(), "payments."+messages.KindSession+".") {
+			var r messages.SessionResult
+			if err := json.Unmarshal(m.Data(), &r); err != nil {
+				e.t.Errorf("session result is not JSON: %v: %s", err, m.Data())
+				return
+			}
+			if want := messages.ResultSubject(messages.KindSession, r.Outcome); m.Subject() != want {
+				e.t.Errorf("session result %s published on %s, want %s", r.MerchantReference, m.Subject(), want)
+			}
+			e.mu.Lock()
+			e.sessions[r.MerchantReference] = append(e.sessions[r.MerchantReference], r)
+			e.raw = append(e.raw, m.Data())
+			e.mu.Unlock()
+			return
+		}
 		var r messages.ChargeResult
 		if err := json.Unmarshal(m.Data(), &r); err != nil {
 			e.t.Errorf("result is not JSON: %v: %s", err, m.Data())
@@ -188,6 +208,35 @@ func (e *env) waitResults(ref string, n int, within time.Duration) []messages.Ch
 			e.t.Fatalf("%s: %d results after %s, want %d", ref, len(got), within, n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitSessionResults waits until ref has n session results, and returns them.
+func (e *env) waitSessionResults(ref string, n int, within time.Duration) []messages.SessionResult {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		e.mu.Lock()
+		got := append([]messages.SessionResult(nil), e.sessions[ref]...)
+		e.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %d session results after %s, want %d: %+v", ref, len(got), within, n, got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// assertNoMoreSessionResults waits a little and asserts ref has exactly n.
+func (e *env) assertNoMoreSessionResults(ref string, n int, wait time.Duration) {
+	e.t.Helper()
+	time.Sleep(wait)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if got := len(e.sessions[ref]); got != n {
+		e.t.Fatalf("%s: %d session results, want exactly %d: %+v", ref, got, n, e.sessions[ref])
 	}
 }
 

@@ -116,6 +116,13 @@ func (m *Metrics) answered(res *messages.ChargeResult, seconds float64) {
 	}
 }
 
+// session counts a session result published from a callback.
+func (m *Metrics) session(outcome messages.Outcome) {
+	if m != nil {
+		m.requests.WithLabelValues(string(outcome), "false").Inc()
+	}
+}
+
 func (m *Metrics) retry(reason string) {
 	if m != nil {
 		m.retries.WithLabelValues(reason).Inc()

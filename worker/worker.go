@@ -15,6 +15,7 @@ import (
 
 	"github.com/payworker/payworker/dintero"
 	"github.com/payworker/payworker/idempotency"
+	"github.com/payworker/payworker/messages"
 )
 
 // Store is what the worker needs of the idempotency store
@@ -30,6 +31,8 @@ type Store interface {
 type Gateway interface {
 	PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error)
 	TransactionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Transaction, error)
+	CreateSessionProfile(ctx context.Context, body []byte) (*dintero.SessionCreated, error)
+	GetTransaction(ctx context.Context, id string) (*dintero.Transaction, error)
 }
 
 // Worker consumes charge requests. Create it with New and start it with Run.
@@ -65,6 +68,9 @@ func New(js jetstream.JetStream, store Store, gw Gateway, cfg Config) (*Worker, 
 func (w *Worker) Run(ctx context.Context) error {
 	cons, err := w.consumer(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	// Pull no more than there are slots for: a buffered message's AckWait
@@ -146,6 +152,10 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.NakWithDelay(w.cfg.RetryDelay)
 		}
 	}()
+	if msg.Subject() == messages.SubjectSessionRequest {
+		w.handleSession(ctx, msg)
+		return
+	}
 	w.handleCharge(ctx, msg)
 }
 

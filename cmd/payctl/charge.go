@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/payworker/payworker/messages"
 )
 
@@ -55,15 +52,11 @@ func charge(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("give --file FILE or --sample")
 	}
 
-	nc, err := nats.Connect(*url, nats.Name("payctl"))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(*url)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ack, err := messages.PublishChargeBody(ctx, js, body, *msgID)

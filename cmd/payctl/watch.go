@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
@@ -17,7 +16,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("payctl watch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("nats", natsURL(), "NATS server URL (env NATS_URL)")
-	outcome := fs.String("outcome", "", "only this outcome: succeeded, declined, failed or rejected")
+	outcome := fs.String("outcome", "", "only this outcome: succeeded, declined, failed, rejected, created or completed")
 	all := fs.Bool("all", false, "replay every stored result first, not only new ones")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -25,21 +24,18 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	subject := messages.SubjectResults
 	if *outcome != "" {
 		switch messages.Outcome(*outcome) {
-		case messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected:
+		case messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
+			messages.OutcomeCreated, messages.OutcomeCompleted:
 		default:
-			return fmt.Errorf("--outcome: want succeeded, declined, failed or rejected, got %q", *outcome)
+			return fmt.Errorf("--outcome: want succeeded, declined, failed, rejected, created or completed, got %q", *outcome)
 		}
-		subject = messages.ResultSubject(messages.KindCharge, messages.Outcome(*outcome))
+		subject = "payments.*.result." + *outcome
 	}
-	nc, err := nats.Connect(*url, nats.Name("payctl"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", *url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connect(*url)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	policy := jetstream.DeliverNewPolicy
 	if *all {
 		policy = jetstream.DeliverAllPolicy

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+
+	"github.com/payworker/payworker/worker"
 )
 
 // config is everything payworker reads at start. Each field comes from an
@@ -27,6 +29,8 @@ type config struct {
 	DinteroAPIURL       string
 	DinteroAuthURL      string
 	DinteroTimeout      time.Duration
+	CallbackSecret      string
+	CallbackURL         string
 	MaxInFlight         int
 	HTTPAddr            string
 	Consumer            string
@@ -38,6 +42,7 @@ type config struct {
 	IdempotencyTTL      time.Duration
 	LogLevel            string
 	LogFormat           string
+	PProf               bool
 }
 
 var accountID = regexp.MustCompile(`^[PT]\d{8}$`)
@@ -89,6 +94,8 @@ func settings(c *config) []setting {
 		{env: "DINTERO_CLIENT_SECRET", flag: "dintero-client-secret", usage: "Dintero API client secret (required; prefer the environment)", secret: true, set: str(&c.DinteroClientSecret)},
 		{env: "DINTERO_API_URL", flag: "dintero-api-url", def: "https://checkout.dintero.com", usage: "Dintero Checkout API base URL", set: str(&c.DinteroAPIURL)},
 		{env: "DINTERO_AUTH_URL", flag: "dintero-auth-url", usage: "Dintero auth base URL (default: the API URL)", set: str(&c.DinteroAuthURL)},
+		{env: "DINTERO_CALLBACK_SECRET", flag: "dintero-callback-secret", usage: "secret of Dintero-Signature on callbacks; enables " + worker.CallbackPath + " (prefer the environment)", secret: true, set: str(&c.CallbackSecret)},
+		{env: "PAYWORKER_CALLBACK_URL", flag: "callback-url", usage: "public URL of " + worker.CallbackPath + "; when set, session requests are sent with this callback_url", set: str(&c.CallbackURL)},
 		{env: "DINTERO_TIMEOUT", flag: "dintero-timeout", def: "30s", usage: "timeout of one Dintero HTTP call", set: dur(&c.DinteroTimeout)},
 		{env: "PAYWORKER_MAX_IN_FLIGHT", flag: "max-in-flight", def: "256", usage: "requests handled at once by this process", set: num(&c.MaxInFlight)},
 		{env: "PAYWORKER_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health endpoints", set: str(&c.HTTPAddr)},
@@ -101,6 +108,7 @@ func settings(c *config) []setting {
 		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
 		{env: "LOG_FORMAT", flag: "log-format", def: "auto", usage: "text (tint), json, or auto (text on a terminal)", set: str(&c.LogFormat)},
+		{env: "PAYWORKER_PPROF", flag: "pprof", def: "false", usage: "serve net/http/pprof under /debug/pprof/ on the HTTP address (for profiling; keep off in production)", set: boolean(&c.PProf)},
 	}
 }
 
@@ -155,7 +163,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 	if !accountID.MatchString(c.DinteroAccountID) {
 		return nil, fmt.Errorf("DINTERO_ACCOUNT_ID: want T or P followed by 8 digits, got %q", c.DinteroAccountID)
 	}
-	for _, u := range []struct{ v, name string }{{c.DinteroAPIURL, "DINTERO_API_URL"}, {c.DinteroAuthURL, "DINTERO_AUTH_URL"}, {c.NATSURL, "NATS_URL"}} {
+	for _, u := range []struct{ v, name string }{{c.DinteroAPIURL, "DINTERO_API_URL"}, {c.DinteroAuthURL, "DINTERO_AUTH_URL"}, {c.NATSURL, "NATS_URL"}, {c.CallbackURL, "PAYWORKER_CALLBACK_URL"}} {
 		if u.v == "" {
 			continue
 		}

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/worker"
 	"github.com/payworker/payworker/worker/natstest"
 )
 
@@ -39,7 +41,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	defer mr.Close()
 
-	sandbox := dinterotest.New(dinterotest.Options{})
+	// The sandbox signs its callbacks with this secret, and the worker's
+	// callback endpoint checks them, as with the real Dintero.
+	const callbackSecret = "dev-callback-secret"
+	sandbox := dinterotest.New(dinterotest.Options{CallbackSecret: []byte(callbackSecret)})
 	sandboxURL, err := sandbox.Start(*sandboxAddr)
 	if err != nil {
 		if sandboxURL, err = sandbox.Start("127.0.0.1:0"); err != nil {
@@ -49,14 +54,16 @@ func runDev(ctx context.Context, args []string) error {
 	defer sandbox.Close()
 
 	env := map[string]string{
-		"NATS_URL":              ns.URL(),
-		"REDIS_URL":             "redis://" + mr.Addr() + "/0",
-		"DINTERO_ACCOUNT_ID":    dinterotest.DefaultAccountID,
-		"DINTERO_CLIENT_ID":     dinterotest.DefaultClientID,
-		"DINTERO_CLIENT_SECRET": dinterotest.DefaultClientSecret,
-		"DINTERO_API_URL":       sandboxURL,
-		"PAYWORKER_HTTP_ADDR":   *httpAddr,
-		"LOG_FORMAT":            "text",
+		"NATS_URL":                ns.URL(),
+		"REDIS_URL":               "redis://" + mr.Addr() + "/0",
+		"DINTERO_ACCOUNT_ID":      dinterotest.DefaultAccountID,
+		"DINTERO_CLIENT_ID":       dinterotest.DefaultClientID,
+		"DINTERO_CLIENT_SECRET":   dinterotest.DefaultClientSecret,
+		"DINTERO_API_URL":         sandboxURL,
+		"DINTERO_CALLBACK_SECRET": callbackSecret,
+		"PAYWORKER_CALLBACK_URL":  "http://" + *httpAddr + worker.CallbackPath,
+		"PAYWORKER_HTTP_ADDR":     *httpAddr,
+		"LOG_FORMAT":              "text",
 	}
 	getenv := func(k string) string {
 		if v := os.Getenv(k); v != "" && k != "NATS_URL" && k != "REDIS_URL" && k != "DINTERO_API_URL" {
@@ -78,11 +85,13 @@ Publish a sample charge (another terminal):
   go run ./cmd/payctl charge --nats %s --sample
 Watch the results:
   go run ./cmd/payctl watch --nats %s
+Customer-initiated sessions call back to http://%s%s
 Test cards: payment or recurrence tokens starting with %q succeed, %q and
 %q decline; see dintero/dinterotest. Stop with Ctrl-C.
 
 `, ns.URL(), filepath.Join(*dir, "nats"), mr.Addr(), sandboxURL, sandboxURL+dinterotest.AdminPrefix, *httpAddr,
-		ns.URL(), ns.URL(), dinterotest.TokenAuthorized, dinterotest.TokenInsufficientFunds, dinterotest.TokenDoNotRetry)
+		ns.URL(), ns.URL(), *httpAddr, worker.CallbackPath, dinterotest.TokenAuthorized, dinterotest.TokenInsufficientFunds, dinterotest.TokenDoNotRetry)
 	log := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	return run(ctx, cfg, log)
 }

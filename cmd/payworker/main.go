@@ -9,9 +9,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -38,5 +41,13 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 	log := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	return run(ctx, cfg, log)
+}
+
+// redisLogger sends go-redis's own messages (pool dial failures) to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,10 +38,18 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	}
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
+	// Claim and Complete of concurrent requests share round trips: one
+	// write and one read carry many scripts, for the worker and for Redis.
+	batcher, err := rdb.AutoPipeline()
+	if err != nil {
+		return fmt.Errorf("redis auto-pipeline: %w", err)
+	}
+	defer batcher.Close()
 	store, err := idempotency.New(rdb, idempotency.Options{
 		Prefix:    cfg.IdempotencyPrefix,
 		Retention: cfg.IdempotencyTTL,
 		Lease:     cfg.AckWait,
+		Batcher:   batcher,
 	})
 	if err != nil {
 		return fmt.Errorf("idempotency: %w", err)
@@ -92,6 +101,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		MaxDeliver:    cfg.MaxDeliver,
 		SkipSetup:     cfg.SkipSetup,
 		ShutdownGrace: cfg.ShutdownGrace,
+		CallbackURL:   cfg.CallbackURL,
 		Logger:        log,
 		Metrics:       metrics,
 	})
@@ -99,7 +109,22 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: endpoints(reg, w, nc, rdb, gw), ReadHeaderTimeout: 5 * time.Second}
+	mux := endpoints(reg, w, nc, rdb, gw, cfg.PProf)
+	if cfg.CallbackSecret != "" {
+		cb, err := worker.NewCallbacks(js, gw, store, worker.CallbackConfig{
+			Secret:    []byte(cfg.CallbackSecret),
+			AccountID: cfg.DinteroAccountID,
+			Logger:    log.With("component", "callbacks"),
+			Metrics:   metrics,
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle(worker.CallbackPath, cb)
+	} else {
+		log.Info("DINTERO_CALLBACK_SECRET not set: the callback endpoint is off")
+	}
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health endpoint stopped", "addr", cfg.HTTPAddr, "err", err)
@@ -129,8 +154,10 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 }
 
 // endpoints serves /metrics, /healthz (the process is alive) and /readyz
-// (NATS connected, consumer bound, Redis answering, a Dintero token at hand).
-func endpoints(reg *prometheus.Registry, w *worker.Worker, nc *nats.Conn, rdb *redis.Client, gw *dintero.Client) http.Handler {
+// (NATS connected, consumer bound, Redis answering, a Dintero token at hand),
+// and with withPProf the net/http/pprof handlers under /debug/pprof/
+// (PAYWORKER_PPROF=true; off by default: profiles expose internals).
+func endpoints(reg *prometheus.Registry, w *worker.Worker, nc *nats.Conn, rdb *redis.Client, gw *dintero.Client, withPProf bool) *http.ServeMux {
 	problems := func(ctx context.Context) []string {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -174,5 +201,12 @@ func endpoints(reg *prometheus.Registry, w *worker.Worker, nc *nats.Conn, rdb *r
 		}
 		fmt.Fprintln(rw, "ready")
 	})
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
