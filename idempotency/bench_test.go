@@ -88,3 +88,40 @@ func BenchmarkClaimCompleted(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClaimCompleteAutoPipeline is BenchmarkClaimCompleteParallel with
+// 64 goroutines per CPU, as a worker has requests in flight, and Claim and
+// Complete going through a go-redis auto-pipeliner (Options.Batcher), as
+// payworker runs them.
+func BenchmarkClaimCompleteAutoPipeline(b *testing.B) {
+	ctx := context.Background()
+	srv := redistest.Start(b, redistest.Options{})
+	c := srv.Client(b)
+	ap, err := c.AutoPipeline()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ap.Close() })
+	s, err := New(c, Options{Batcher: ap})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	var n atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			ref := "bench-" + strconv.FormatUint(i, 10)
+			c, err := s.Claim(ctx, ref, "fingerprint", i)
+			if err != nil || c.State != StateNew {
+				b.Errorf("Claim = %+v, %v", c, err)
+				return
+			}
+			if err := s.Complete(ctx, ref, c.Token, i, benchResult, false); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -33,12 +33,21 @@ type Options struct {
 	// out, the next Claim takes the record over as StateRecovered.
 	// Default DefaultLease (30s); at least 1ms.
 	Lease time.Duration
+	// Batcher, when set, runs the scripts of Claim and Complete (the two
+	// calls of every request) instead of the client given to New. Pass a
+	// go-redis auto-pipeliner (redis.Client.AutoPipeline) so that the calls
+	// of many concurrent requests share one write, one read and one Redis
+	// event-loop pass. The scripts and their arguments are the same, so are
+	// the answers: every script answers a resent call like the first one.
+	// Default: the client.
+	Batcher redis.Scripter
 }
 
 // Store is a Redis idempotency store keyed on a charge's merchant reference.
 // It is safe for concurrent use.
 type Store struct {
 	rdb         redis.UniversalClient
+	hot         redis.Scripter // runs Claim and Complete: Options.Batcher or rdb
 	prefix      string
 	leaseMS     int64
 	retentionMS int64
@@ -70,8 +79,13 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Retention <= opts.Lease {
 		return nil, fmt.Errorf("idempotency: retention %v must be longer than the lease %v", opts.Retention, opts.Lease)
 	}
+	hot := opts.Batcher
+	if hot == nil {
+		hot = rdb
+	}
 	return &Store{
 		rdb:            rdb,
+		hot:            hot,
 		prefix:         opts.Prefix,
 		leaseMS:        opts.Lease.Milliseconds(),
 		retentionMS:    opts.Retention.Milliseconds(),
@@ -108,7 +122,7 @@ func (s *Store) Claim(ctx context.Context, ref, fingerprint string, seq uint64) 
 }
 
 func (s *Store) claim(ctx context.Context, ref, fingerprint string, seq uint64, token string) (Claim, error) {
-	vals, err := s.claimScript.Run(ctx, s.rdb, []string{s.key(ref)},
+	vals, err := s.claimScript.Run(ctx, s.hot, []string{s.key(ref)},
 		fingerprint, token, seq, s.leaseMS, s.retentionMS).Slice()
 	if err != nil {
 		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", ref, err)
@@ -193,7 +207,7 @@ func (s *Store) Extend(ctx context.Context, ref, token string) error {
 // retried call whose reply was lost) Complete returns nil; otherwise it
 // returns ErrNotOwner. One round trip.
 func (s *Store) Complete(ctx context.Context, ref, token string, seq uint64, result []byte, reopenable bool) error {
-	n, err := s.completeScript.Run(ctx, s.rdb, []string{s.key(ref)},
+	n, err := s.completeScript.Run(ctx, s.hot, []string{s.key(ref)},
 		token, seq, result, boolArg(reopenable), s.retentionMS).Int64()
 	if err != nil {
 		return fmt.Errorf("idempotency: complete %q: %w", ref, err)

@@ -20,6 +20,8 @@ import (
 type backend struct {
 	name   string
 	client redis.UniversalClient
+	// batcher, when set, is the stores' Options.Batcher.
+	batcher redis.Scripter
 	// advance lets d of server time pass: the real server sleeps, miniredis
 	// moves its clock.
 	advance func(d time.Duration)
@@ -28,6 +30,19 @@ type backend struct {
 func realBackend(t *testing.T) backend {
 	srv := redistest.Start(t, redistest.Options{})
 	return backend{name: "redis", client: srv.Client(t), advance: time.Sleep}
+}
+
+// autoPipelineBackend is realBackend with Claim and Complete going through
+// a go-redis auto-pipeliner, as payworker runs them.
+func autoPipelineBackend(t *testing.T) backend {
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client(t)
+	ap, err := c.AutoPipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ap.Close() })
+	return backend{name: "redis+autopipeline", client: c, batcher: ap, advance: time.Sleep}
 }
 
 func miniBackend(t *testing.T) backend {
@@ -60,6 +75,9 @@ func newStore(t *testing.T, b backend, opts Options) *Store {
 	}
 	if opts.Retention == 0 {
 		opts.Retention = testRetention
+	}
+	if opts.Batcher == nil {
+		opts.Batcher = b.batcher
 	}
 	s, err := New(b.client, opts)
 	if err != nil {
@@ -106,7 +124,7 @@ func claimAfterExpiry(t *testing.T, b backend, s *Store, ref, fp string, seq uin
 }
 
 func TestStore(t *testing.T) {
-	for _, b := range []backend{realBackend(t), miniBackend(t)} {
+	for _, b := range []backend{realBackend(t), autoPipelineBackend(t), miniBackend(t)} {
 		t.Run(b.name, func(t *testing.T) {
 			t.Run("Transitions", func(t *testing.T) { testTransitions(t, b) })
 			t.Run("LeaseExpiry", func(t *testing.T) { testLeaseExpiry(t, b) })
