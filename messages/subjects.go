@@ -42,7 +42,34 @@ const (
 	HeaderDeadSubject = "Payworker-Dead-Subject"
 	// HeaderDeadSequence is the request's sequence in the requests stream.
 	HeaderDeadSequence = "Payworker-Dead-Sequence"
+	// HeaderTraceparent is the W3C trace context. Set on a request, it is
+	// carried to the Dintero call and to the result.
+	HeaderTraceparent = "traceparent"
 )
+
+// Results carry their CloudEvents attributes as headers (the binary content
+// mode of the CloudEvents NATS binding): ce-specversion "1.0", ce-type
+// "dev.payworker.<kind>.result.<outcome>", ce-source "payworker", ce-id (the
+// same as Nats-Msg-Id), ce-time, ce-subject (the merchant_reference), and
+// content-type application/json.
+const (
+	HeaderCESpecVersion = "ce-specversion"
+	HeaderCEType        = "ce-type"
+	HeaderCESource      = "ce-source"
+	HeaderCEID          = "ce-id"
+	HeaderCETime        = "ce-time"
+	HeaderCESubject     = "ce-subject"
+	HeaderContentType   = "content-type"
+
+	// CESource is the ce-source of every result.
+	CESource = "payworker"
+)
+
+// CEType returns the ce-type of a result, e.g.
+// "dev.payworker.charge.result.succeeded".
+func CEType(kind string, outcome Outcome) string {
+	return "dev.payworker." + kind + ".result." + string(outcome)
+}
 
 // ResultSubject returns the subject a result of the given kind and outcome
 // is published on, e.g. "payments.charge.result.succeeded" for a

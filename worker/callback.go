@@ -145,8 +145,9 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	msg := newMsg(messages.ResultSubject(messages.KindSession, res.Outcome), mustMarshal(res),
-		"callback:"+tx.ID+":"+string(res.Outcome)) // one result per transaction and outcome
+	id := "callback:" + tx.ID + ":" + string(res.Outcome) // one result per transaction and outcome
+	msg := resultMsg(messages.KindSession, res.Outcome, res.MerchantReference, id, mustMarshal(res),
+		checkTraceparent(r.Header.Get(messages.HeaderTraceparent)), c.now())
 
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
 		log.Warn("callback: cannot publish the result", "err", err)

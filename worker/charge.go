@@ -355,8 +355,8 @@ func (w *Worker) rejectConflict(ctx context.Context, d *delivery, req *messages.
 // JetStream has stored it, acks the request (or terminates it with reason
 // when termReason is set). A failed publish hands the request back.
 func (w *Worker) publish(ctx context.Context, d *delivery, res *messages.ChargeResult, data []byte, termReason string) {
-	msg := newMsg(messages.ResultSubject(messages.KindCharge, res.Outcome), data,
-		messages.ResultMsgID(res.MerchantReference, res.Outcome, d.seq))
+	msg := resultMsg(messages.KindCharge, res.Outcome, res.MerchantReference,
+		messages.ResultMsgID(res.MerchantReference, res.Outcome, d.seq), data, traceparentOf(d.msg.Headers()), w.now())
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
 		d.log.Warn("could not publish the result; retrying later", "outcome", res.Outcome, "err", err)
 		w.m.retry("publish")

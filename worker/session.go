@@ -167,8 +167,8 @@ func (w *Worker) sessionBase(req *messages.SessionRequest) *messages.SessionResu
 // publishSession publishes a session result and acks (or terminates) the
 // request once JetStream stored it.
 func (w *Worker) publishSession(ctx context.Context, d *delivery, res *messages.SessionResult, data []byte, termReason string) {
-	msg := newMsg(messages.ResultSubject(messages.KindSession, res.Outcome), data,
-		messages.ResultMsgID(sessionKey(res.MerchantReference), res.Outcome, d.seq))
+	msg := resultMsg(messages.KindSession, res.Outcome, res.MerchantReference,
+		messages.ResultMsgID(sessionKey(res.MerchantReference), res.Outcome, d.seq), data, traceparentOf(d.msg.Headers()), w.now())
 	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
 		d.log.Warn("could not publish the session result; retrying later", "err", err)
 		w.m.retry("publish")
