@@ -86,6 +86,9 @@ func (c *Client) attempt(ctx context.Context, rq *request, token string, n int) 
 	for k, v := range rq.header {
 		req.Header[k] = v
 	}
+	if tp := traceparentFrom(ctx); tp != "" {
+		req.Header.Set("traceparent", tp)
+	}
 	switch {
 	case rq.basic:
 		req.SetBasicAuth(c.cfg.ClientID, c.cfg.ClientSecret)
@@ -103,7 +106,7 @@ func (c *Client) attempt(ctx context.Context, rq *request, token string, n int) 
 	defer drainClose(resp.Body)
 
 	res := &response{status: resp.StatusCode, header: resp.Header, requestID: requestID(resp.Header)}
-	res.body, err = readCapped(resp.Body)
+	res.body, err = readCapped(resp.Body, resp.ContentLength)
 	if err != nil {
 		e := c.readError(ctx, actx, rq, res, err)
 		c.logAttempt(ctx, rq, n, start, res.status, res.requestID, e)
@@ -196,7 +199,33 @@ func isDialError(err error) bool {
 	return errors.As(err, &dns)
 }
 
-func readCapped(r io.Reader) ([]byte, error) {
+// readCapped reads a response body of at most maxResponseBody bytes. When
+// the server announced the length (size >= 0) the buffer is allocated once,
+// at that size, plus one byte to notice a body longer than announced.
+func readCapped(r io.Reader, size int64) ([]byte, error) {
+	if size >= 0 && size <= maxResponseBody {
+		b := make([]byte, 0, size+1)
+		for {
+			n, err := r.Read(b[len(b):cap(b)])
+			b = b[:len(b)+n]
+			if err == io.EOF {
+				return b, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			if len(b) == cap(b) { // longer than announced: read the rest the slow way
+				rest, err := readCapped(r, -1)
+				if err != nil {
+					return nil, err
+				}
+				if len(b)+len(rest) > maxResponseBody {
+					return nil, errResponseTooLarge
+				}
+				return append(b, rest...), nil
+			}
+		}
+	}
 	b, err := io.ReadAll(io.LimitReader(r, maxResponseBody+1))
 	if err != nil {
 		return nil, err

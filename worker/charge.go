@@ -88,6 +88,7 @@ func (w *Worker) handleCharge(ctx context.Context, msg jetstream.Msg) {
 // charge runs one charge attempt for a claim this worker owns.
 func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRequest, body []byte, claim idempotency.Claim) {
 	ref := req.Session.Order.MerchantReference
+	ctx = dintero.WithTraceparent(ctx, traceparentOf(d.msg.Headers()))
 	stop := w.heartbeat(ctx, d.msg, ref, claim.Token)
 	defer stop()
 
