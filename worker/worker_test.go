@@ -26,7 +26,8 @@ var (
 
 func TestSixGuideBodiesChargedOnce(t *testing.T) {
 	e := newEnv(t)
-	e.startWorker(e.store(), e.client(5*time.Second))
+	gw := e.client(5 * time.Second)
+	e.startWorker(e.store(), gw)
 	var refs []string
 	for _, p := range providers {
 		for _, op := range operations {
@@ -66,7 +67,13 @@ func TestSixGuideBodiesChargedOnce(t *testing.T) {
 			t.Errorf("%s: result %+v disagrees with ledger %+v", ref, r, c)
 		}
 	}
-	e.assertNoSecrets("4242")
+	// The worker logged at debug level all along: no card token, client
+	// secret or access token may be in a log line or a result.
+	accessToken, err := gw.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.assertNoSecrets("4242", accessToken)
 }
 
 func TestDuplicateAnsweredFromRecord(t *testing.T) {

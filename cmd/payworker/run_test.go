@@ -216,3 +216,46 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestStartsBeforeNATSAndRedis: payworker started while NATS and Redis are
+// down keeps trying, reports not ready, and works once they come up.
+func TestStartsBeforeNATSAndRedis(t *testing.T) {
+	p := startParts(t, dinterotest.Faults{})
+	natsURL := p.nats.URL()
+	p.nats.Shutdown()
+	if err := p.redis.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	env := p.env()
+	env["NATS_URL"] = natsURL
+	cfg, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, newLogger(os.Stderr, "error", "json")) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + p.http
+
+	waitUntil(t, 10*time.Second, "health endpoint up", func() bool { code, _ := get(t, base+"/healthz"); return code == 200 })
+	time.Sleep(time.Second)
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "nats") || !strings.Contains(body, "redis") {
+		t.Fatalf("/readyz with NATS and Redis down: %d %q", code, body)
+	}
+	if err := p.nats.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.redis.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "ready once NATS and Redis are up", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
+	_, js := p.nats.Connect(t)
+	body := `{"session":{"customer":{"tokens":{"bambora.creditcard":{"payment_token":"sandbox-ok-1"}}},
+"order":{"amount":100,"currency":"NOK","merchant_reference":"late-1"}},
+"payment":{"payment_product_type":"bambora.creditcard","operation":"unscheduled_purchase"}}`
+	if _, err := messages.PublishChargeBody(context.Background(), js, []byte(body), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "charged", func() bool { return len(p.sandbox.Ledger()) == 1 })
+}
