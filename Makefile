@@ -1,7 +1,7 @@
 # payworker: the commands a newcomer needs. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test vet dev sandbox redis-server
+.PHONY: test vet dev sandbox redis-server fuzz
 
 ## test: vet and run every test (starts its own NATS and redis-server; installs redis-server if missing)
 test: redis-server
@@ -20,5 +20,19 @@ dev:
 sandbox:
 	$(GO) run ./cmd/dintero-sandbox
 
+## fuzz: run every fuzz target for FUZZTIME each (CI runs this short)
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChargeRequest$$' -fuzztime $(FUZZTIME) ./messages
+	$(GO) test -run '^$$' -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME) ./messages
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSessionRequest$$' -fuzztime $(FUZZTIME) ./messages
+	$(GO) test -run '^$$' -fuzz '^FuzzResponses$$' -fuzztime $(FUZZTIME) ./dintero
+
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || sh .ci/install-redis
+
+## chaos: run payworker under chaos (real nats-server, redis-server, sandbox, 3 workers) and audit the
+## ledger; CHAOS_REQUESTS=2000 make chaos is the short run
+.PHONY: chaos
+chaos: redis-server
+	$(GO) run ./cmd/paychaos

@@ -90,7 +90,7 @@ func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRe
 	ref := req.Session.Order.MerchantReference
 	ctx = dintero.WithTraceparent(ctx, traceparentOf(d.msg.Headers()))
 	stop := w.heartbeat(ctx, d.msg, ref, claim.Token)
-	defer stop()
+	defer stop() // stop may run twice
 
 	var v verdict
 	if claim.State == idempotency.StateRecovered {
@@ -107,6 +107,10 @@ func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRe
 		tx, err := w.gw.PaySession(ctx, body)
 		v = w.interpretPay(ctx, req, claim.Attempts, tx, err)
 	}
+	// Dintero has answered: the claim is about to be completed or
+	// released, so stop renewing its lease (a renewal racing the
+	// completion only logs a misleading warning).
+	stop()
 	if v.result == nil {
 		w.retryLater(ctx, d, req, &claim, v)
 		return

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestTrackerLatencies(t *testing.T) {
+	tr := newTracker()
+	base := time.Now().Add(-time.Minute)
+	pubs := []pubRec{{Index: 0, Seq: 1, At: base}, {Index: 1, Seq: 2, At: base.Add(30 * time.Second)}, {Index: 2, Seq: 3, At: base}}
+	tr.add(resultMsg{ReqSeq: 1})
+	tr.add(resultMsg{ReqSeq: 2})
+	tr.add(resultMsg{ReqSeq: 2}) // a second result does not move the first
+	if tr.missing([]uint64{1, 2, 3}) != 1 || !tr.has(2) || tr.has(3) {
+		t.Fatalf("missing/has wrong: missing %d, has(2) %v, has(3) %v", tr.missing([]uint64{1, 2, 3}), tr.has(2), tr.has(3))
+	}
+	lat := tr.latencies(pubs)
+	if len(lat) != 2 || lat[0] > lat[1] {
+		t.Fatalf("latencies = %v, want two, sorted", lat)
+	}
+	s := tr.slowest(pubs, 5)
+	if len(s) != 2 || s[0].Pub.Seq != 1 || s[1].Pub.Seq != 2 {
+		t.Errorf("slowest = %+v, want seq 1 then 2", s)
+	}
+	if got := tr.slowest(pubs, 1); len(got) != 1 {
+		t.Errorf("slowest(1) returned %d", len(got))
+	}
+}
