@@ -65,6 +65,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&f.TimeoutAfterChargeRate, "timeout-after-charge-rate", 0, "fraction of charges recorded but never answered")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "fraction of calls whose connection is dropped")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level (debug logs every request)")
+	fs.Func("callback-secret", "sign callbacks (Dintero-Signature) with this secret; unset: unsigned", func(v string) error {
+		c.opts.CallbackSecret = []byte(v)
+		return nil
+	})
 
 	var envErr error
 	fs.VisitAll(func(fl *flag.Flag) {

@@ -117,3 +117,19 @@ func TestRun(t *testing.T) {
 		t.Fatal("run did not stop")
 	}
 }
+
+func TestCallbackSecretFlag(t *testing.T) {
+	c, err := parseConfig([]string{"-callback-secret", "s3"}, func(string) string { return "" }, io.Discard)
+	if err != nil || string(c.opts.CallbackSecret) != "s3" {
+		t.Fatalf("flag: %q %v", c.opts.CallbackSecret, err)
+	}
+	c, err = parseConfig(nil, func(k string) string {
+		if k == "DINTERO_SANDBOX_CALLBACK_SECRET" {
+			return "from-env"
+		}
+		return ""
+	}, io.Discard)
+	if err != nil || string(c.opts.CallbackSecret) != "from-env" {
+		t.Fatalf("env: %q %v", c.opts.CallbackSecret, err)
+	}
+}
