@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -74,27 +76,40 @@ func (c *citEnv) publishSession(body []byte) {
 	}
 }
 
+// TestCustomerInitiatedFlow takes the "Use token" guide's three
+// customer-initiated bodies as they are (messages/testdata/cit, token
+// "sandbox-ok-1", callback_url https://example.com/callback) through the
+// whole flow. The worker points Dintero at its own callback endpoint
+// (Config.CallbackURL), as in production.
 func TestCustomerInitiatedFlow(t *testing.T) {
 	for _, provider := range providers {
 		t.Run(provider, func(t *testing.T) {
-			c := newCITEnv(t)
-			ref := "cit-" + provider
-			c.publishSession(c.sessionBody(ref, provider, dinterotest.TokenAuthorized+"4242", 29990))
+			body, err := os.ReadFile(filepath.Join("..", "messages", "testdata", "cit", strings.ReplaceAll(provider, ".", "_")+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newCITEnvWith(t, true)
+			const ref = "merchants_order_number"
+			c.publishSession(body)
 			created := c.waitSessionResults(ref, 1, 10*time.Second)[0]
 			if created.Outcome != messages.OutcomeCreated || created.SessionID == "" || !strings.Contains(created.URL, created.SessionID) {
 				t.Fatalf("created result %+v", created)
+			}
+			if created.Amount != 29990 || created.Currency != "NOK" {
+				t.Errorf("created result %+v does not describe the order", created)
 			}
 			if _, err := c.sandbox.PaySession(created.SessionID, "123"); err != nil {
 				t.Fatalf("customer pays: %v", err)
 			}
 			done := c.waitSessionResults(ref, 2, 10*time.Second)[1]
-			if done.Outcome != messages.OutcomeCompleted || done.Status != dintero.StatusAuthorized || done.TransactionID == "" || done.SessionID != created.SessionID {
+			if done.Outcome != messages.OutcomeCompleted || done.Status != dintero.StatusAuthorized || done.TransactionID == "" ||
+				done.SessionID != created.SessionID || done.PaymentProductType != provider {
 				t.Fatalf("completed result %+v", done)
 			}
 			if n := c.ledgerFor(ref); n != 1 {
 				t.Fatalf("ledger has %d charges, want 1", n)
 			}
-			c.assertNoSecrets("4242")
+			c.assertNoSecrets()
 		})
 	}
 }
