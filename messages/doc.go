@@ -44,4 +44,5 @@
 //
 // The package depends on the standard library and nats.go only, so that any
 // publisher can import it.
+// JSON Schemas of the bodies: [github.com/payworker/payworker/messages/schema].
 package messages
