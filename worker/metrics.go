@@ -116,6 +116,21 @@ func (m *Metrics) answered(res *messages.ChargeResult, seconds float64) {
 	}
 }
 
+// sessionAnswered counts a session request's result.
+func (m *Metrics) sessionAnswered(res *messages.SessionResult, seconds float64) {
+	if m == nil {
+		return
+	}
+	dup := "false"
+	if res.Duplicate {
+		dup = "true"
+	}
+	m.requests.WithLabelValues(string(res.Outcome), dup).Inc()
+	if seconds >= 0 {
+		m.endToEnd.Observe(seconds)
+	}
+}
+
 // session counts a session result published from a callback.
 func (m *Metrics) session(outcome messages.Outcome) {
 	if m != nil {
