@@ -160,7 +160,7 @@ func (c *Callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			log.Warn("callback: could not remember the delivery", "err", err)
 		}
 	}
-	c.cfg.Metrics.session(res.Outcome)
+	c.cfg.Metrics.result(res.Outcome, false, -1)
 	log.Info("customer-initiated payment finished", "outcome", res.Outcome, "status", tx.Status)
 	w.WriteHeader(http.StatusOK)
 }

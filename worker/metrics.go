@@ -102,39 +102,19 @@ func (m *Metrics) claim(s idempotency.State) {
 	m.claims.WithLabelValues(kind).Inc()
 }
 
+// answered counts a charge request's result and its end-to-end latency.
 func (m *Metrics) answered(res *messages.ChargeResult, seconds float64) {
+	m.result(res.Outcome, res.Duplicate, seconds)
+}
+
+// result counts one result by outcome; seconds < 0 records no latency.
+func (m *Metrics) result(outcome messages.Outcome, duplicate bool, seconds float64) {
 	if m == nil {
 		return
 	}
-	dup := "false"
-	if res.Duplicate {
-		dup = "true"
-	}
-	m.requests.WithLabelValues(string(res.Outcome), dup).Inc()
+	m.requests.WithLabelValues(string(outcome), strconv.FormatBool(duplicate)).Inc()
 	if seconds >= 0 {
 		m.endToEnd.Observe(seconds)
-	}
-}
-
-// sessionAnswered counts a session request's result.
-func (m *Metrics) sessionAnswered(res *messages.SessionResult, seconds float64) {
-	if m == nil {
-		return
-	}
-	dup := "false"
-	if res.Duplicate {
-		dup = "true"
-	}
-	m.requests.WithLabelValues(string(res.Outcome), dup).Inc()
-	if seconds >= 0 {
-		m.endToEnd.Observe(seconds)
-	}
-}
-
-// session counts a session result published from a callback.
-func (m *Metrics) session(outcome messages.Outcome) {
-	if m != nil {
-		m.requests.WithLabelValues(string(outcome), "false").Inc()
 	}
 }
 

@@ -185,7 +185,7 @@ func (w *Worker) publishSession(ctx context.Context, d *delivery, res *messages.
 		d.log.Warn("ack failed; the request will be redelivered and answered from its record", "err", err)
 		return
 	}
-	w.m.sessionAnswered(res, w.now().Sub(d.published).Seconds())
+	w.m.result(res.Outcome, res.Duplicate, w.now().Sub(d.published).Seconds())
 }
 
 // mustMarshal marshals a result type, which has no field that can fail.
