@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"strconv"
-	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
 )
@@ -16,59 +14,22 @@ import (
 func charge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("payctl charge", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("nats", natsURL(), "NATS server URL (env NATS_URL)")
-	file := fs.String("file", "", "publish this request body (Dintero's /v1/sessions/pay body)")
-	sample := fs.Bool("sample", false, "publish a sample request built from the flags below")
-	ref := fs.String("ref", "", "merchant_reference (default: sample-<time>)")
-	amount := fs.Int64("amount", 29990, "amount in minor units")
+	f := addRequestFlags(fs, "Dintero's /v1/sessions/pay body", messages.ProductPayExCreditcard)
 	currency := fs.String("currency", "NOK", "currency")
-	provider := fs.String("provider", messages.ProductPayExCreditcard, "payment_product_type")
 	operation := fs.String("operation", messages.OperationUnscheduledPurchase, "recurring_purchase or unscheduled_purchase")
-	token := fs.String("token", "sandbox-ok-4242", "card token (the sandbox's test cards start with sandbox-ok-, sandbox-insufficient-funds-, ...)")
-	msgID := fs.String("msg-id", "", "Nats-Msg-Id for JetStream de-duplication (default: the merchant_reference)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var body []byte
-	switch {
-	case *file != "" && *sample:
-		return fmt.Errorf("give --file or --sample, not both")
-	case *file != "":
-		b, err := os.ReadFile(*file)
-		if err != nil {
-			return err
-		}
-		body = b
-	case *sample:
-		if *ref == "" {
-			*ref = "sample-" + strconv.FormatInt(time.Now().UnixMilli(), 10)
-		}
-		b, err := sampleRequest(*ref, *amount, *currency, *provider, *operation, *token)
-		if err != nil {
-			return err
-		}
-		body = b
-	default:
-		return fmt.Errorf("give --file FILE or --sample")
-	}
-
-	nc, js, err := connect(*url)
+	body, err := f.body(func() ([]byte, error) {
+		return sampleRequest(*f.ref, *f.amount, *currency, *f.provider, *operation, *f.token)
+	})
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ack, err := messages.PublishChargeBody(ctx, js, body, *msgID)
-	if err != nil {
-		return err
-	}
-	dup := ""
-	if ack.Duplicate {
-		dup = " (duplicate Nats-Msg-Id: JetStream kept the earlier one)"
-	}
-	fmt.Fprintf(stdout, "published %s to %s as %s #%d%s\n", messages.MerchantReference(body), messages.SubjectChargeRequest, ack.Stream, ack.Sequence, dup)
-	return nil
+	return f.publish(ctx, stdout, messages.MerchantReference(body), messages.SubjectChargeRequest,
+		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
+			return messages.PublishChargeBody(ctx, js, body, *f.msgID)
+		})
 }
 
 func sampleRequest(ref string, amount int64, currency, provider, operation, token string) ([]byte, error) {
