@@ -48,12 +48,12 @@ func (w *Worker) handleCharge(ctx context.Context, msg jetstream.Msg) {
 	data := msg.Data()
 	req, err := messages.DecodeChargeRequest(data)
 	if err != nil {
-		d.log = w.log.With("stream_seq", d.seq, "attempt", d.delivered)
+		d.log = lazyWith(w.log, slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))
 		w.rejectInvalid(ctx, d, data, err)
 		return
 	}
 	ref := req.Session.Order.MerchantReference
-	d.log = w.log.With("merchant_reference", ref, "stream_seq", d.seq, "attempt", d.delivered)
+	d.log = lazyWith(w.log, slog.String("merchant_reference", ref), slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))
 
 	fp, err := messages.Fingerprint(data)
 	if err != nil { // DecodeChargeRequest accepted it, so this cannot happen
