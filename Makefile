@@ -36,3 +36,11 @@ redis-server:
 .PHONY: chaos
 chaos: redis-server
 	$(GO) run ./cmd/paychaos
+
+## bench: measure payworker end to end (real nats-server, redis-server, the sandbox and one worker, each
+## in its own process) against a naive worker and raw JetStream, and check the targets; medians of
+## BENCH_RUNS=5 runs of BENCH_REQUESTS=50000; BENCH_REQUESTS=5000 BENCH_RUNS=1 make bench is the quick run,
+## BENCH_JSON=bench.json also writes the figures
+.PHONY: bench
+bench: redis-server
+	$(GO) run ./cmd/paybench

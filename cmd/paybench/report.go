@@ -1,0 +1,277 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets of issue 5.
+const (
+	targetAChargesPerSec = 10_000.0
+	targetACPUMicros     = 60.0
+	targetBLittle        = 0.95
+	targetBOverNaive     = 400.0
+	targetCPeakRSSMiB    = 150.0
+)
+
+// figures are the medians of one scenario's runs, as written to JSON.
+type figures struct {
+	Name              string    `json:"name"`
+	Title             string    `json:"title"`
+	Requests          int       `json:"requests"`
+	InFlight          int       `json:"in_flight,omitempty"`
+	Runs              int       `json:"runs"`
+	ChargesPerSec     float64   `json:"charges_per_sec"`
+	P50ms             float64   `json:"p50_ms"`
+	P99ms             float64   `json:"p99_ms"`
+	CPUMicrosPerCharg float64   `json:"cpu_us_per_charge"`
+	PeakRSSMiB        float64   `json:"peak_rss_mib"`
+	RedisPerCharge    float64   `json:"redis_round_trips_per_charge"`
+	ScriptsPerCharge  float64   `json:"redis_scripts_per_charge"`
+	RedisCmds         float64   `json:"redis_commands_per_charge"`
+	WorkerNATS        float64   `json:"worker_nats_msgs_per_charge"`
+	ServerNATS        float64   `json:"server_nats_msgs_per_charge"`
+	Load1             []float64 `json:"load1"`
+	// CPUByProcess is the median CPU µs per charge of every process.
+	CPUByProcess     map[string]float64 `json:"cpu_us_per_charge_by_process,omitempty"`
+	AllChargesPerSec []float64          `json:"charges_per_sec_runs"`
+}
+
+type target struct {
+	Name string  `json:"name"`
+	Want string  `json:"want"`
+	Got  float64 `json:"got"`
+	Met  bool    `json:"met"`
+}
+
+// report is everything the benchmark prints, and its JSON.
+type report struct {
+	When      time.Time          `json:"when"`
+	CPUs      int                `json:"cpus"`
+	Requests  int                `json:"requests"`
+	Runs      int                `json:"runs"`
+	Scenarios []figures          `json:"scenarios"`
+	Baselines map[string]float64 `json:"baselines"`
+	Ratios    map[string]float64 `json:"ratios"`
+	Targets   []target           `json:"targets"`
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func medianOf(ss []sample, f func(sample) float64) float64 {
+	xs := make([]float64, len(ss))
+	for i, s := range ss {
+		xs[i] = f(s)
+	}
+	return median(xs)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// summarize turns the samples of one scenario into its median figures.
+func summarize(s scenario, ss []sample) figures {
+	f := figures{Name: s.name, Title: s.title, Runs: len(ss), InFlight: s.inFlight}
+	if len(ss) == 0 {
+		return f
+	}
+	f.Requests = ss[0].Requests
+	f.ChargesPerSec = medianOf(ss, func(x sample) float64 { return x.ChargesPerSec })
+	f.P50ms = medianOf(ss, func(x sample) float64 { return ms(x.P50) })
+	f.P99ms = medianOf(ss, func(x sample) float64 { return ms(x.P99) })
+	f.CPUMicrosPerCharg = medianOf(ss, func(x sample) float64 { return float64(x.CPUPerCharge) / float64(time.Microsecond) })
+	f.PeakRSSMiB = medianOf(ss, func(x sample) float64 { return float64(x.PeakRSS) / (1 << 20) })
+	f.RedisPerCharge = medianOf(ss, func(x sample) float64 { return x.RedisPerCharg })
+	f.ScriptsPerCharge = medianOf(ss, func(x sample) float64 { return x.ScriptsPerChg })
+	f.RedisCmds = medianOf(ss, func(x sample) float64 { return x.RedisCmdsPerC })
+	f.WorkerNATS = medianOf(ss, func(x sample) float64 { return x.WorkerNATS })
+	f.ServerNATS = medianOf(ss, func(x sample) float64 { return x.ServerNATS })
+	for role := range ss[0].ProcCPU {
+		if f.CPUByProcess == nil {
+			f.CPUByProcess = map[string]float64{}
+		}
+		f.CPUByProcess[role] = medianOf(ss, func(x sample) float64 { return float64(x.ProcCPU[role]) / float64(time.Microsecond) })
+	}
+	for _, x := range ss {
+		f.Load1 = append(f.Load1, x.Load1)
+		f.AllChargesPerSec = append(f.AllChargesPerSec, math.Round(x.ChargesPerSec))
+	}
+	return f
+}
+
+// newReport computes the baselines, ratios and targets from the figures.
+func newReport(c config, figs []figures) *report {
+	r := &report{When: time.Now().UTC(), CPUs: runtime.NumCPU(), Requests: c.Requests, Runs: c.Runs,
+		Scenarios: figs, Baselines: map[string]float64{}, Ratios: map[string]float64{}}
+	by := map[string]figures{}
+	for _, f := range figs {
+		by[f.Name] = f
+	}
+	a, hasA := by["a"]
+	b, hasB := by["b"]
+	cc, hasC := by["c"]
+	naive, hasNaive := by["naive"]
+	raw, hasRaw := by["raw"]
+	little := func(inFlight int) float64 {
+		if c.Latency <= 0 {
+			return 0
+		}
+		return float64(inFlight) / c.Latency.Seconds()
+	}
+	if hasB {
+		r.Baselines["littles_law_b"] = little(c.InFlightB)
+	}
+	if hasC {
+		r.Baselines["littles_law_c"] = little(c.InFlightC)
+	}
+	if hasNaive {
+		r.Baselines["naive_charges_per_sec"] = naive.ChargesPerSec
+	}
+	if hasRaw {
+		r.Baselines["raw_jetstream_per_sec"] = raw.ChargesPerSec
+	}
+	ratio := func(name string, x, y float64) {
+		if y > 0 {
+			r.Ratios[name] = x / y
+		}
+	}
+	if hasA && hasRaw {
+		ratio("a_over_raw", a.ChargesPerSec, raw.ChargesPerSec)
+	}
+	if hasB {
+		ratio("b_over_littles_law", b.ChargesPerSec, little(c.InFlightB))
+	}
+	if hasB && hasNaive {
+		ratio("b_over_naive", b.ChargesPerSec, naive.ChargesPerSec)
+	}
+	if hasC {
+		ratio("c_over_littles_law", cc.ChargesPerSec, little(c.InFlightC))
+	}
+	if hasA {
+		r.Targets = append(r.Targets,
+			target{Name: "a: charges/s", Want: "≥ 10000", Got: a.ChargesPerSec, Met: a.ChargesPerSec >= targetAChargesPerSec},
+			target{Name: "a: worker CPU µs/charge", Want: "≤ 60", Got: a.CPUMicrosPerCharg, Met: a.CPUMicrosPerCharg <= targetACPUMicros})
+	}
+	if v, ok := r.Ratios["b_over_littles_law"]; ok {
+		r.Targets = append(r.Targets, target{Name: "b: share of Little's law", Want: "≥ 0.95", Got: v, Met: v >= targetBLittle})
+	}
+	if v, ok := r.Ratios["b_over_naive"]; ok {
+		r.Targets = append(r.Targets, target{Name: "b: × naive worker", Want: "≥ 400", Got: v, Met: v >= targetBOverNaive})
+	}
+	if hasC {
+		r.Targets = append(r.Targets, target{Name: "c: peak RSS MiB", Want: "≤ 150", Got: cc.PeakRSSMiB, Met: cc.PeakRSSMiB > 0 && cc.PeakRSSMiB <= targetCPeakRSSMiB})
+	}
+	return r
+}
+
+// print writes the table, the baselines, the ratios and the targets.
+func (r *report) print(w io.Writer) {
+	fmt.Fprintf(w, "\npaybench: %d requests per run (naive: see its row), medians of %d run(s), %d CPUs\n\n", r.Requests, r.Runs, r.CPUs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tin flight\trequests\tcharges/s\tp50 ms\tp99 ms\tCPU µs/charge\tpeak RSS MiB\tredis RTs/charge\tNATS msgs/charge\tload1\t")
+	dash := func(v float64, format string) string {
+		if v == 0 {
+			return "-"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	for _, f := range r.Scenarios {
+		loads := make([]string, len(f.Load1))
+		for i, l := range f.Load1 {
+			loads[i] = fmt.Sprintf("%.1f", l)
+		}
+		inFlight := "-"
+		switch {
+		case f.InFlight > 0:
+			inFlight = fmt.Sprint(f.InFlight)
+		case f.Name == "naive":
+			inFlight = "1"
+		}
+		nats := f.WorkerNATS
+		if f.Name == "raw" {
+			nats = f.ServerNATS
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n",
+			f.Title, inFlight, f.Requests, f.ChargesPerSec, f.P50ms, f.P99ms,
+			dash(f.CPUMicrosPerCharg, "%.1f"), dash(f.PeakRSSMiB, "%.1f"), dash(f.RedisPerCharge, "%.2f"),
+			dash(nats, "%.2f"), strings.Join(loads, " "))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nCPU µs per charge by process (medians; 2 CPUs = 200 µs per charge at 10,000/s for everything):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	roles := []string{"worker", "nats", "redis", "sandbox", "bench"}
+	fmt.Fprintln(tw, "scenario\t"+strings.Join(roles, "\t")+"\ttotal\tcores busy\t")
+	for _, f := range r.Scenarios {
+		if f.CPUByProcess == nil || f.Name == "naive" { // 50 charges: the servers' idle work dominates
+			continue
+		}
+		var total float64
+		fmt.Fprintf(tw, "%s\t", f.Title)
+		for _, role := range roles {
+			v, ok := f.CPUByProcess[role]
+			total += v
+			if !ok {
+				fmt.Fprint(tw, "-\t")
+				continue
+			}
+			fmt.Fprintf(tw, "%.1f\t", v)
+		}
+		fmt.Fprintf(tw, "%.1f\t%.2f\t\n", total, total*f.ChargesPerSec/1e6)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\n(redis RTs: commands the clients sent, from INFO commandstats without the commands scripts run inside;")
+	fmt.Fprintln(w, " NATS msgs/charge: in+out of the worker's connection, from /connz; for raw: the whole server, from /varz.)")
+	if len(r.Baselines) > 0 {
+		fmt.Fprintln(w, "\nbaselines:")
+		for _, k := range sortedKeys(r.Baselines) {
+			fmt.Fprintf(w, "  %-28s %10.1f /s\n", k, r.Baselines[k])
+		}
+	}
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w, "\nratios:")
+		for _, k := range sortedKeys(r.Ratios) {
+			fmt.Fprintf(w, "  %-28s %10.3f\n", k, r.Ratios[k])
+		}
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets:")
+		for _, t := range r.Targets {
+			verdict := "MET"
+			if !t.Met {
+				verdict = "MISSED"
+			}
+			fmt.Fprintf(w, "  %-28s %10.2f  (want %s)  %s\n", t.Name, t.Got, t.Want, verdict)
+		}
+	}
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func sortedKeys(m map[string]float64) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
