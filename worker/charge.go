@@ -362,22 +362,8 @@ func (w *Worker) rejectConflict(ctx context.Context, d *delivery, req *messages.
 func (w *Worker) publish(ctx context.Context, d *delivery, res *messages.ChargeResult, data []byte, termReason string) {
 	msg := resultMsg(messages.KindCharge, res.Outcome, res.MerchantReference,
 		messages.ResultMsgID(res.MerchantReference, res.Outcome, d.seq), data, traceparentOf(d.msg.Headers()), w.now())
-	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
-		d.log.Warn("could not publish the result; retrying later", "outcome", res.Outcome, "err", err)
-		w.m.retry("publish")
-		_ = d.msg.NakWithDelay(w.retryDelay(d.delivered))
-		return
+	if w.publishAndAck(ctx, d, msg, termReason) {
+		w.m.answered(res, w.now().Sub(d.published).Seconds())
+		d.log.Debug("request done", "outcome", res.Outcome, "status", res.Status, "transaction_id", res.TransactionID)
 	}
-	var err error
-	if termReason != "" {
-		err = d.msg.TermWithReason(termReason)
-	} else {
-		err = d.msg.Ack()
-	}
-	if err != nil {
-		d.log.Warn("ack failed; the request will be redelivered and answered from its record", "err", err)
-		return
-	}
-	w.m.answered(res, w.now().Sub(d.published).Seconds())
-	d.log.Debug("request done", "outcome", res.Outcome, "status", res.Status, "transaction_id", res.TransactionID)
 }

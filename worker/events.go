@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"regexp"
 	"time"
 
@@ -28,6 +29,30 @@ func resultMsg(kind string, outcome messages.Outcome, ref, msgID string, data []
 		m.Header.Set(messages.HeaderTraceparent, traceparent)
 	}
 	return m
+}
+
+// publishAndAck publishes a result and, once JetStream has stored it, acks
+// the request (or terminates it with termReason when that is set). A failed
+// publish hands the request back for a later delivery, which answers it
+// from its record. It reports whether the request was settled.
+func (w *Worker) publishAndAck(ctx context.Context, d *delivery, msg *nats.Msg, termReason string) bool {
+	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
+		d.log.Warn("could not publish the result; retrying later", "subject", msg.Subject, "err", err)
+		w.m.retry("publish")
+		_ = d.msg.NakWithDelay(w.retryDelay(d.delivered))
+		return false
+	}
+	var err error
+	if termReason != "" {
+		err = d.msg.TermWithReason(termReason)
+	} else {
+		err = d.msg.Ack()
+	}
+	if err != nil {
+		d.log.Warn("ack failed; the request will be redelivered and answered from its record", "err", err)
+		return false
+	}
+	return true
 }
 
 // validTraceparent matches a W3C traceparent (version 00); anything else on

@@ -169,23 +169,9 @@ func (w *Worker) sessionBase(req *messages.SessionRequest) *messages.SessionResu
 func (w *Worker) publishSession(ctx context.Context, d *delivery, res *messages.SessionResult, data []byte, termReason string) {
 	msg := resultMsg(messages.KindSession, res.Outcome, res.MerchantReference,
 		messages.ResultMsgID(sessionKey(res.MerchantReference), res.Outcome, d.seq), data, traceparentOf(d.msg.Headers()), w.now())
-	if _, err := w.js.PublishMsg(ctx, msg); err != nil {
-		d.log.Warn("could not publish the session result; retrying later", "err", err)
-		w.m.retry("publish")
-		_ = d.msg.NakWithDelay(w.retryDelay(d.delivered))
-		return
+	if w.publishAndAck(ctx, d, msg, termReason) {
+		w.m.result(res.Outcome, res.Duplicate, w.now().Sub(d.published).Seconds())
 	}
-	var err error
-	if termReason != "" {
-		err = d.msg.TermWithReason(termReason)
-	} else {
-		err = d.msg.Ack()
-	}
-	if err != nil {
-		d.log.Warn("ack failed; the request will be redelivered and answered from its record", "err", err)
-		return
-	}
-	w.m.result(res.Outcome, res.Duplicate, w.now().Sub(d.published).Seconds())
 }
 
 // mustMarshal marshals a result type, which has no field that can fail.
