@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -162,19 +160,7 @@ func (c *cluster) connect(maxPending int) (*nats.Conn, jetstream.JetStream, erro
 	return nc, js, nil
 }
 
-func (c *cluster) natsReady(ctx context.Context) error {
-	nc, err := nats.Connect(c.natsURL(), nats.Timeout(time.Second))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	_, err = js.AccountInfo(ctx)
-	return err
-}
+func (c *cluster) natsReady(ctx context.Context) error { return stack.JetStreamReady(ctx, c.natsURL()) }
 
 // naiveReady: the naive worker has created its consumer.
 func (c *cluster) naiveReady(ctx context.Context) error {
@@ -284,7 +270,7 @@ func (c *cluster) connMsgs(ctx context.Context, name string) (int64, error) {
 	var cz struct {
 		Connections []natsConn `json:"connections"`
 	}
-	if err := getJSON(ctx, c.monURL()+"/connz?limit=4096", &cz); err != nil {
+	if err := stack.GetJSON(ctx, c.monURL()+"/connz?limit=4096", &cz); err != nil {
 		return 0, err
 	}
 	var n int64
@@ -307,27 +293,8 @@ func (c *cluster) serverMsgs(ctx context.Context) (int64, error) {
 		InMsgs  int64 `json:"in_msgs"`
 		OutMsgs int64 `json:"out_msgs"`
 	}
-	if err := getJSON(ctx, c.monURL()+"/varz", &vz); err != nil {
+	if err := stack.GetJSON(ctx, c.monURL()+"/varz", &vz); err != nil {
 		return 0, err
 	}
 	return vz.InMsgs + vz.OutMsgs, nil
-}
-
-func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
-	return nil
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -229,33 +227,14 @@ func collect(ctx context.Context, st *stack.Stack, js jetstream.JetStream, pl pl
 		return in, nil, err
 	}
 	in.DeadLetters = int(info.State.Msgs)
-	if err := getJSON(ctx, st.Sandbox.AdminURL()+"ledger", &in.Ledger); err != nil {
+	if err := stack.GetJSON(ctx, st.Sandbox.AdminURL()+"ledger", &in.Ledger); err != nil {
 		return in, nil, err
 	}
 	var counters dinterotest.Counters
-	if err := getJSON(ctx, st.Sandbox.AdminURL()+"counters", &counters); err != nil {
+	if err := stack.GetJSON(ctx, st.Sandbox.AdminURL()+"counters", &counters); err != nil {
 		return in, nil, err
 	}
 	return in, &counters, nil
-}
-
-func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
-	return nil
 }
 
 // waitQueueEmpty waits until the work queue holds no request (every one was

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,8 +76,12 @@ func (n *NATS) Connect(opts ...nats.Option) (*nats.Conn, jetstream.JetStream, er
 }
 
 // ready: JetStream answers an account info request.
-func (n *NATS) ready(ctx context.Context) error {
-	nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second))
+func (n *NATS) ready(ctx context.Context) error { return JetStreamReady(ctx, n.URL()) }
+
+// JetStreamReady reports whether the NATS server at url answers a
+// JetStream account info request.
+func JetStreamReady(ctx context.Context, url string) error {
+	nc, err := nats.Connect(url, nats.Timeout(time.Second))
 	if err != nil {
 		return err
 	}
@@ -282,6 +287,27 @@ func httpOK(ctx context.Context, url string) error {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// GetJSON fetches url and decodes its JSON body into v (monitoring and
+// admin endpoints); a status other than 200 is an error.
+func GetJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	return nil
 }
