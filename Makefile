@@ -26,6 +26,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChargeRequest$$' -fuzztime $(FUZZTIME) ./messages
 	$(GO) test -run '^$$' -fuzz '^FuzzFastPathAgrees$$' -fuzztime $(FUZZTIME) ./messages
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSessionRequest$$' -fuzztime $(FUZZTIME) ./messages
+	$(GO) test -run '^$$' -fuzz '^FuzzSessionFastPathAgrees$$' -fuzztime $(FUZZTIME) ./messages
 	$(GO) test -run '^$$' -fuzz '^FuzzResponses$$' -fuzztime $(FUZZTIME) ./dintero
 
 redis-server:

@@ -83,6 +83,9 @@ type SessionResult struct {
 // ("order.amount", "customer.tokens.payex.creditcard.payment_token").
 // Keys the type does not model are allowed and ignored.
 func DecodeSessionRequest(data []byte) (*SessionRequest, error) {
+	if req := new(SessionRequest); decodeFast(data, req) && req.Validate() == nil {
+		return req, nil // the fast path of fast.go
+	}
 	v := &validator{request: sessionRequestName}
 	var req SessionRequest
 	if !decodeRequest(v, data, &req, "url", "order") {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,7 +34,7 @@ func (w *Worker) handleSession(ctx context.Context, msg jetstream.Msg) {
 	data := msg.Data()
 	req, err := messages.DecodeSessionRequest(data)
 	if err != nil {
-		d.log = w.log.With("stream_seq", d.seq, "attempt", d.delivered)
+		d.log = lazyWith(w.log, slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))
 		rerr := &messages.ResultError{Code: messages.CodeInvalidRequest, Message: err.Error()}
 		var ve *messages.ValidationError
 		if errors.As(err, &ve) {
@@ -46,7 +47,8 @@ func (w *Worker) handleSession(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	ref := req.Order.MerchantReference
-	d.log = w.log.With("merchant_reference", ref, "stream_seq", d.seq, "attempt", d.delivered, "kind", messages.KindSession)
+	d.log = lazyWith(w.log, slog.String("merchant_reference", ref), slog.Uint64("stream_seq", d.seq),
+		slog.Uint64("attempt", d.delivered), slog.String("kind", messages.KindSession))
 	fp, err := messages.Fingerprint(data)
 	if err != nil {
 		_ = msg.TermWithReason("fingerprint: " + err.Error())
