@@ -21,7 +21,25 @@ type delivery struct {
 	seq       uint64 // stream sequence: the request's identity
 	delivered uint64 // NumDelivered, 1 on the first delivery
 	published time.Time
+	trace     string // the request's valid traceparent, or ""
 	log       *slog.Logger
+}
+
+// newDelivery reads what the worker needs of a message's metadata and
+// headers. A message without JetStream metadata is terminated.
+func (w *Worker) newDelivery(msg jetstream.Msg) (*delivery, bool) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("message without JetStream metadata; terminating it", "subject", msg.Subject(), "err", err)
+		_ = msg.TermWithReason("no metadata")
+		return nil, false
+	}
+	d := &delivery{msg: msg, seq: meta.Sequence.Stream, delivered: meta.NumDelivered,
+		published: meta.Timestamp, trace: traceparentOf(msg.Headers())}
+	if d.delivered > 1 {
+		w.m.redelivered()
+	}
+	return d, true
 }
 
 // verdict is what a charge attempt came to: a final result, or a reason to
@@ -35,15 +53,9 @@ type verdict struct {
 }
 
 func (w *Worker) handleCharge(ctx context.Context, msg jetstream.Msg) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		w.log.Error("message without JetStream metadata; terminating it", "subject", msg.Subject(), "err", err)
-		_ = msg.TermWithReason("no metadata")
+	d, ok := w.newDelivery(msg)
+	if !ok {
 		return
-	}
-	d := &delivery{msg: msg, seq: meta.Sequence.Stream, delivered: meta.NumDelivered, published: meta.Timestamp}
-	if d.delivered > 1 {
-		w.m.redelivered()
 	}
 	data := msg.Data()
 	req, err := messages.DecodeChargeRequest(data)
@@ -88,7 +100,7 @@ func (w *Worker) handleCharge(ctx context.Context, msg jetstream.Msg) {
 // charge runs one charge attempt for a claim this worker owns.
 func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRequest, body []byte, claim idempotency.Claim) {
 	ref := req.Session.Order.MerchantReference
-	ctx = dintero.WithTraceparent(ctx, traceparentOf(d.msg.Headers()))
+	ctx = dintero.WithTraceparent(ctx, d.trace)
 	stop := w.heartbeat(ctx, d.msg, ref, claim.Token)
 	defer stop() // stop may run twice
 
@@ -361,7 +373,7 @@ func (w *Worker) rejectConflict(ctx context.Context, d *delivery, req *messages.
 // when termReason is set). A failed publish hands the request back.
 func (w *Worker) publish(ctx context.Context, d *delivery, res *messages.ChargeResult, data []byte, termReason string) {
 	msg := resultMsg(messages.KindCharge, res.Outcome, res.MerchantReference,
-		messages.ResultMsgID(res.MerchantReference, res.Outcome, d.seq), data, traceparentOf(d.msg.Headers()), w.now())
+		messages.ResultMsgID(res.MerchantReference, res.Outcome, d.seq), data, d.trace, w.now())
 	if w.publishAndAck(ctx, d, msg, termReason) {
 		w.m.answered(res, w.now().Sub(d.published).Seconds())
 		d.log.Debug("request done", "outcome", res.Outcome, "status", res.Status, "transaction_id", res.TransactionID)

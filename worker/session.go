@@ -24,13 +24,10 @@ func sessionKey(ref string) string { return "session:" + ref }
 // created result with the URL the customer must open. The completed or
 // failed result follows from Dintero's callback (see Callbacks).
 func (w *Worker) handleSession(ctx context.Context, msg jetstream.Msg) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		w.log.Error("message without JetStream metadata; terminating it", "subject", msg.Subject(), "err", err)
-		_ = msg.TermWithReason("no metadata")
+	d, ok := w.newDelivery(msg)
+	if !ok {
 		return
 	}
-	d := &delivery{msg: msg, seq: meta.Sequence.Stream, delivered: meta.NumDelivered, published: meta.Timestamp}
 	data := msg.Data()
 	req, err := messages.DecodeSessionRequest(data)
 	if err != nil {
@@ -170,7 +167,7 @@ func (w *Worker) sessionBase(req *messages.SessionRequest) *messages.SessionResu
 // request once JetStream stored it.
 func (w *Worker) publishSession(ctx context.Context, d *delivery, res *messages.SessionResult, data []byte, termReason string) {
 	msg := resultMsg(messages.KindSession, res.Outcome, res.MerchantReference,
-		messages.ResultMsgID(sessionKey(res.MerchantReference), res.Outcome, d.seq), data, traceparentOf(d.msg.Headers()), w.now())
+		messages.ResultMsgID(sessionKey(res.MerchantReference), res.Outcome, d.seq), data, d.trace, w.now())
 	if w.publishAndAck(ctx, d, msg, termReason) {
 		w.m.result(res.Outcome, res.Duplicate, w.now().Sub(d.published).Seconds())
 	}

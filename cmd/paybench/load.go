@@ -223,9 +223,10 @@ func publishAll(ctx context.Context, js jetstream.JetStream, subject string, l *
 		select {
 		case <-f.Ok():
 			continue
-		case err := <-f.Err():
+		case <-f.Err():
 			// Republish synchronously until the stream has it.
 			for {
+				var err error
 				m := &nats.Msg{Subject: subject, Data: l.bodies[i], Header: nats.Header{messages.HeaderMsgID: []string{l.refs[i]}}}
 				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err = js.PublishMsg(pctx, m)

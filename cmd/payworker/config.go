@@ -211,7 +211,7 @@ func newLogger(w *os.File, level, format string) *slog.Logger {
 	if format == "text" {
 		fi, err := w.Stat()
 		noColor := err != nil || fi.Mode()&os.ModeCharDevice == 0
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: l, TimeFormat: time.TimeOnly, NoColor: noColor}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: l, TimeFormat: time.TimeOnly, NoColor: noColor}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }

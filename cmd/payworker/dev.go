@@ -48,7 +48,7 @@ func runDev(ctx context.Context, args []string) error {
 	sandboxURL, err := sandbox.Start(*sandboxAddr)
 	if err != nil {
 		if sandboxURL, err = sandbox.Start("127.0.0.1:0"); err != nil {
-			return fmt.Errorf("Dintero sandbox: %w", err)
+			return fmt.Errorf("dintero sandbox: %w", err)
 		}
 	}
 	defer sandbox.Close()

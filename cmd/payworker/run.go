@@ -140,9 +140,13 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// Run returns early when NATS is not there yet or the consumer cannot
 	// be bound; wait and try again until told to stop.
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		started := time.Now()
 		err := w.Run(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if time.Since(started) > time.Minute {
+			wait = time.Second // it ran fine for a while: start the backoff again
 		}
 		log.Warn("worker not running; retrying", "err", err, "in", wait)
 		select {

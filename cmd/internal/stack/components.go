@@ -291,22 +291,33 @@ func httpOK(ctx context.Context, url string) error {
 	return nil
 }
 
-// GetJSON fetches url and decodes its JSON body into v (monitoring and
-// admin endpoints); a status other than 200 is an error.
-func GetJSON(ctx context.Context, url string, v any) error {
+// Get fetches url and returns its body; a status other than 200 is an error.
+// The caller closes the body.
+func Get(ctx context.Context, url string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
+}
+
+// GetJSON fetches url and decodes its JSON body into v (monitoring and
+// admin endpoints); a status other than 200 is an error.
+func GetJSON(ctx context.Context, url string, v any) error {
+	body, err := Get(ctx, url)
+	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	defer body.Close()
+	if err := json.NewDecoder(body).Decode(v); err != nil {
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	return nil
