@@ -104,21 +104,7 @@ func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRe
 	stop := w.heartbeat(ctx, d.msg, ref, claim.Token)
 	defer stop() // stop may run twice
 
-	var v verdict
-	if claim.State == idempotency.StateRecovered {
-		// An earlier attempt may have reached Dintero: find out before
-		// charging.
-		d.log.Info("recovering an unfinished charge: looking it up at Dintero", "claims", claim.Attempts)
-		v = w.lookup(ctx, req, claim.Attempts)
-		if v.result == nil && v.why != "" {
-			w.retryLater(ctx, d, req, &claim, v)
-			return
-		}
-	}
-	if v.result == nil {
-		tx, err := w.gw.PaySession(ctx, body)
-		v = w.interpretPay(ctx, req, claim.Attempts, tx, err)
-	}
+	v := w.askDintero(ctx, d, req, body, claim)
 	// Dintero has answered: the claim is about to be completed or
 	// released, so stop renewing its lease (a renewal racing the
 	// completion only logs a misleading warning).
@@ -128,6 +114,27 @@ func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRe
 		return
 	}
 	w.complete(ctx, d, claim, v.result)
+}
+
+// askDintero takes one of the MaxInFlight call slots and charges, after
+// looking the reference up first when an earlier attempt may have reached
+// Dintero.
+func (w *Worker) askDintero(ctx context.Context, d *delivery, req *messages.ChargeRequest, body []byte, claim idempotency.Claim) verdict {
+	if !w.acquireCall(ctx) {
+		return verdict{why: "stopped while waiting to call Dintero", label: "shutdown",
+			maybeSent: claim.State == idempotency.StateRecovered}
+	}
+	defer w.releaseCall()
+	if claim.State == idempotency.StateRecovered {
+		// An earlier attempt may have reached Dintero: find out before
+		// charging.
+		d.log.Info("recovering an unfinished charge: looking it up at Dintero", "claims", claim.Attempts)
+		if v := w.lookup(ctx, req, claim.Attempts); v.result != nil || v.why != "" {
+			return v
+		}
+	}
+	tx, err := w.gw.PaySession(ctx, body)
+	return w.interpretPay(ctx, req, claim.Attempts, tx, err)
 }
 
 // interpretPay turns the answer of POST /v1/sessions/pay into a verdict.

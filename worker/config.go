@@ -14,8 +14,10 @@ import (
 type Config struct {
 	// Consumer is the durable consumer shared by all pods. Default "payworker".
 	Consumer string
-	// MaxInFlight is how many requests one worker handles at once.
-	// Default 256.
+	// MaxInFlight is how many calls to Dintero one worker makes at once
+	// (charges, lookups, sessions). It holds up to a quarter more requests
+	// than that: those being claimed, or having their results stored and
+	// published. Default 256.
 	MaxInFlight int
 	// MaxAckPending caps unacknowledged messages across all pods sharing the
 	// consumer. Default 4 × MaxInFlight.
@@ -53,6 +55,10 @@ type Config struct {
 	// payments are called back too), whatever the publisher put there.
 	CallbackURL string
 }
+
+// maxHeld is how many requests one worker holds at once: MaxInFlight
+// calling Dintero and a quarter more before and after their calls.
+func (c Config) maxHeld() int { return c.MaxInFlight + (c.MaxInFlight+3)/4 }
 
 func (c *Config) setDefaults() {
 	if c.Consumer == "" {

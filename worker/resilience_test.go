@@ -2,19 +2,71 @@ package worker_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/payworker/payworker/dintero"
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/idempotency/redistest"
 	"github.com/payworker/payworker/messages"
 	"github.com/payworker/payworker/worker"
 )
+
+// TestMaxInFlightBoundsDinteroCalls: MaxInFlight is the number of charges
+// at Dintero at once; the worker keeps every slot busy, and never more.
+func TestMaxInFlightBoundsDinteroCalls(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.MaxInFlight = 4
+	e.sandbox.SetFaults(dinterotest.Faults{Latency: 150 * time.Millisecond})
+	gw := &concurrencyGateway{Gateway: e.client(5 * time.Second)}
+	e.startWorker(e.store(), gw)
+	const n = 24
+	for i := range n {
+		e.publish(chargeBody(fmt.Sprintf("bound-%d", i), messages.ProductPayExCreditcard,
+			messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"1", 100))
+	}
+	for i := range n {
+		if r := e.waitResults(fmt.Sprintf("bound-%d", i), 1, 20*time.Second)[0]; r.Outcome != messages.OutcomeSucceeded {
+			t.Fatalf("bound-%d: %+v", i, r)
+		}
+	}
+	if got := gw.maxCalls(); got != e.cfg.MaxInFlight {
+		t.Fatalf("at most %d pay calls at once, want exactly MaxInFlight = %d", got, e.cfg.MaxInFlight)
+	}
+}
+
+// concurrencyGateway records the most pay calls in progress at once.
+type concurrencyGateway struct {
+	worker.Gateway
+	mu       sync.Mutex
+	now, max int
+}
+
+func (g *concurrencyGateway) PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error) {
+	g.mu.Lock()
+	g.now++
+	g.max = max(g.max, g.now)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.now--
+		g.mu.Unlock()
+	}()
+	return g.Gateway.PaySession(ctx, body)
+}
+
+func (g *concurrencyGateway) maxCalls() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.max
+}
 
 // TestSlowDinteroKeptAlive: a charge that takes longer than AckWait is kept
 // alive with InProgress and lease renewals, so it is neither redelivered

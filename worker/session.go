@@ -95,7 +95,12 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 		}
 		body = b
 	}
+	if !w.acquireCall(ctx) {
+		w.sessionRetry(ctx, d, req, &claim, "stopped while waiting to call Dintero", "shutdown")
+		return
+	}
 	created, err := w.gw.CreateSessionProfile(ctx, body)
+	w.releaseCall()
 	res := w.sessionBase(req)
 	var derr *dintero.Error
 	switch {

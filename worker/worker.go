@@ -45,6 +45,9 @@ type Worker struct {
 	m     *Metrics
 	now   func() time.Time
 	bound atomic.Bool // pulling from the consumer
+	// calls holds a token for every call to Dintero in progress: at most
+	// MaxInFlight.
+	calls chan struct{}
 }
 
 // Bound reports whether the worker is bound to its consumer and pulling.
@@ -59,7 +62,8 @@ func New(js jetstream.JetStream, store Store, gw Gateway, cfg Config) (*Worker, 
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	return &Worker{js: js, store: store, gw: gw, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now}, nil
+	return &Worker{js: js, store: store, gw: gw, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now,
+		calls: make(chan struct{}, cfg.MaxInFlight)}, nil
 }
 
 // Run pulls and handles requests until ctx is cancelled, then stops pulling,
@@ -75,7 +79,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	// Pull no more than there are slots for: a buffered message's AckWait
 	// is already running.
-	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.MaxInFlight/2 + 1))
+	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.maxHeld()/2 + 1))
 	if err != nil {
 		return fmt.Errorf("worker: pull: %w", err)
 	}
@@ -89,7 +93,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer hcancel()
 
 	var wg sync.WaitGroup
-	slots := make(chan struct{}, w.cfg.MaxInFlight)
+	// MaxInFlight bounds the calls to Dintero (see acquireCall); the worker
+	// holds a quarter more requests than that, so that the ones being
+	// claimed, or having their results stored and published, do not keep
+	// a Dintero slot idle.
+	slots := make(chan struct{}, w.cfg.maxHeld())
 	w.log.Info("worker started", "consumer", w.cfg.Consumer, "max_in_flight", w.cfg.MaxInFlight)
 loop:
 	for {
@@ -158,6 +166,19 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	w.handleCharge(ctx, msg)
 }
+
+// acquireCall waits for one of the MaxInFlight slots for calling Dintero.
+// It reports false when ctx ends first; otherwise releaseCall must follow.
+func (w *Worker) acquireCall(ctx context.Context) bool {
+	select {
+	case w.calls <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *Worker) releaseCall() { <-w.calls }
 
 // retryDelay is the NakWithDelay for the given delivery count: exponential
 // from RetryDelay, capped at MaxRetryDelay, with ±20 % jitter so that

@@ -97,7 +97,7 @@ func settings(c *config) []setting {
 		{env: "DINTERO_CALLBACK_SECRET", flag: "dintero-callback-secret", usage: "secret of Dintero-Signature on callbacks; enables " + worker.CallbackPath + " (prefer the environment)", secret: true, set: str(&c.CallbackSecret)},
 		{env: "PAYWORKER_CALLBACK_URL", flag: "callback-url", usage: "public URL of " + worker.CallbackPath + "; when set, session requests are sent with this callback_url", set: str(&c.CallbackURL)},
 		{env: "DINTERO_TIMEOUT", flag: "dintero-timeout", def: "30s", usage: "timeout of one Dintero HTTP call", set: dur(&c.DinteroTimeout)},
-		{env: "PAYWORKER_MAX_IN_FLIGHT", flag: "max-in-flight", def: "256", usage: "requests handled at once by this process", set: num(&c.MaxInFlight)},
+		{env: "PAYWORKER_MAX_IN_FLIGHT", flag: "max-in-flight", def: "256", usage: "calls to Dintero at once from this process (it holds a quarter more requests)", set: num(&c.MaxInFlight)},
 		{env: "PAYWORKER_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health endpoints", set: str(&c.HTTPAddr)},
 		{env: "PAYWORKER_CONSUMER", flag: "consumer", def: "payworker", usage: "durable JetStream consumer shared by all pods", set: str(&c.Consumer)},
 		{env: "PAYWORKER_ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream AckWait of the consumer", set: dur(&c.AckWait)},
