@@ -85,6 +85,15 @@ func run(ctx context.Context, cfg *config, log *slog.Logger) error {
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
 		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// A slow consumer here means messages were dropped in this
+			// process: they come back only after AckWait.
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("NATS error", "subject", subject, "err", err)
+		}),
 	)
 	if err != nil {
 		return fmt.Errorf("NATS_URL: %w", err)
