@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/dintero"
@@ -78,10 +79,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	// Pull no more than there are slots for: a buffered message's AckWait
-	// is already running. When the iterator hears neither a message nor a
-	// heartbeat for two heartbeats it pulls again; the default heartbeat
-	// (15 s) let a silent iterator idle for 30 s, which paybench saw about
-	// once in ten runs under full load.
+	// is already running. See pullHeartbeat and nextWait for how a silent
+	// iterator is woken.
 	iter, err := cons.Messages(jetstream.PullMaxMessages(w.cfg.maxHeld()/2+1),
 		jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
@@ -110,11 +109,14 @@ loop:
 		case <-ctx.Done():
 			break loop
 		}
-		msg, err := iter.Next(jetstream.NextContext(ctx))
+		msg, err := iter.Next(jetstream.NextMaxWait(nextWait))
 		if err != nil {
 			<-slots
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break loop
+			}
+			if errors.Is(err, nats.ErrTimeout) {
+				continue // nothing to do yet; see nextWait
 			}
 			w.pullFailed(ctx, cons, err)
 			continue
@@ -153,8 +155,17 @@ loop:
 }
 
 // pullHeartbeat is the idle heartbeat asked of the server for every pull
-// request.
+// request. The iterator pulls again after two missed heartbeats, which
+// bounds the silence after a pull request lost on the server's side.
 const pullHeartbeat = 5 * time.Second
+
+// nextWait bounds every wait for a message. The iterator (nats.go v1.55)
+// decides whether to send a new pull request only when Next is called, and
+// skips it while its previous request is still being published; if that
+// publish is slow (a busy machine) and the buffer runs dry meanwhile, Next
+// waits with no request outstanding until the heartbeat check above. A
+// Next that returns after nextWait and is called again sends the request.
+const nextWait = 250 * time.Millisecond
 
 // pullFailed logs an error of the pull iterator, with the server's view of
 // the consumer when the iterator heard nothing for two heartbeats (it then
