@@ -95,12 +95,18 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 		}
 		body = b
 	}
+	// Like a charge: keep the message and the claim alive while waiting
+	// for a slot and for Dintero.
+	stop := w.heartbeat(ctx, d.msg, sessionKey(ref), claim.Token)
+	defer stop() // stop may run twice
 	if !w.acquireCall(ctx) {
+		stop()
 		w.sessionRetry(ctx, d, req, &claim, "stopped while waiting to call Dintero", "shutdown")
 		return
 	}
 	created, err := w.gw.CreateSessionProfile(ctx, body)
 	w.releaseCall()
+	stop()
 	res := w.sessionBase(req)
 	var derr *dintero.Error
 	switch {

@@ -129,6 +129,26 @@ func TestRepeatedSessionRequestGetsSameSession(t *testing.T) {
 	}
 }
 
+// TestSlowSessionKeptAlive: a session whose creation takes longer than
+// AckWait (2s) and the claim's lease (1.5s) is kept alive like a charge, so
+// it is neither redelivered nor created twice.
+func TestSlowSessionKeptAlive(t *testing.T) {
+	c := newCITEnv(t)
+	// A first session fetches the access token before Dintero slows down.
+	c.publishSession(c.sessionBody("cit-warm", messages.ProductPayExCreditcard, dinterotest.TokenAuthorized+"1", 500))
+	c.waitSessionResults("cit-warm", 1, 10*time.Second)
+	c.sandbox.SetFaults(dinterotest.Faults{Latency: 3500 * time.Millisecond})
+	c.publishSession(c.sessionBody("cit-slow", messages.ProductPayExCreditcard, dinterotest.TokenAuthorized+"1", 500))
+	r := c.waitSessionResults("cit-slow", 1, 30*time.Second)[0]
+	if r.Outcome != messages.OutcomeCreated || r.Duplicate {
+		t.Fatalf("got %+v, want one created session", r)
+	}
+	if n := c.sandbox.Counters().SessionsCreated; n != 2 {
+		t.Fatalf("Dintero created %d sessions, want 2 (one per reference)", n)
+	}
+	c.assertNoMoreSessionResults("cit-slow", 1, 500*time.Millisecond)
+}
+
 func TestCallbackDeclineAndRedeliveries(t *testing.T) {
 	c := newCITEnv(t)
 	body := c.sessionBody("cit-decl", messages.ProductDinteroPSPCreditcard, dinterotest.TokenInsufficientFunds+"1", 500)
