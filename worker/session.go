@@ -95,8 +95,10 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 		}
 		body = b
 	}
-	// Like a charge: keep the message and the claim alive while waiting
-	// for a slot and for Dintero.
+	// Like a charge: the request's trace context goes to Dintero, and the
+	// message and the claim are kept alive while waiting for a slot and
+	// for Dintero.
+	ctx = dintero.WithTraceparent(ctx, d.trace)
 	stop := w.heartbeat(ctx, d.msg, sessionKey(ref), claim.Token)
 	defer stop() // stop may run twice
 	if !w.acquireCall(ctx) {
