@@ -14,7 +14,7 @@ import (
 // the HTTP exchange, reading and decoding the transaction. It is the
 // Dintero part of payworker's hot path; compare runs with benchstat.
 func BenchmarkPaySession(b *testing.B) {
-	sb := dinterotest.NewTestServer(b, dinterotest.Options{})
+	sb := dinterotest.Start(b, dinterotest.Options{})
 	c, err := dintero.New(dintero.Config{
 		AccountID:    dinterotest.DefaultAccountID,
 		ClientID:     dinterotest.DefaultClientID,

@@ -25,7 +25,7 @@ const (
 
 func newSandbox(t *testing.T, opts dinterotest.Options, mod func(*dintero.Config)) (*dinterotest.Server, *dintero.Client) {
 	t.Helper()
-	sb := dinterotest.NewTestServer(t, opts)
+	sb := dinterotest.Start(t, opts)
 	cfg := dintero.Config{
 		AccountID:     dinterotest.DefaultAccountID,
 		ClientID:      dinterotest.DefaultClientID,

@@ -13,7 +13,7 @@ import (
 // A merchant-initiated charge and what to do with each error kind.
 func ExampleClient_PaySession() {
 	sb := dinterotest.New(dinterotest.Options{})
-	url, err := sb.Start("127.0.0.1:0")
+	url, err := sb.Listen("127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}

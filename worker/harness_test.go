@@ -47,10 +47,10 @@ func newEnv(t testing.TB) *env {
 func newEnvWith(t testing.TB, sandbox dinterotest.Options) *env {
 	t.Helper()
 	e := &env{t: t, results: map[string][]messages.ChargeResult{}, sessions: map[string][]messages.SessionResult{}, logs: &logBuffer{}}
-	e.nats = natstest.Start(t)
+	e.nats = natstest.Start(t, natstest.Options{})
 	_, e.js = e.nats.Connect(t)
 	e.rdb = redistest.Start(t, redistest.Options{}).Client(t)
-	e.sandbox = dinterotest.NewTestServer(t, sandbox)
+	e.sandbox = dinterotest.Start(t, sandbox)
 	e.cfg = worker.Config{
 		MaxInFlight:   32,
 		AckWait:       2 * time.Second,

@@ -107,7 +107,7 @@ func TestSurvivesNATSAndRedisRestarts(t *testing.T) {
 		e.publish(chargeBody(fmt.Sprintf("outage-%d", i), providers[i%3], operations[i%2], dinterotest.TokenAuthorized+"1", 100))
 		switch i {
 		case 40:
-			if err := redisSrv.Stop(); err != nil {
+			if err := redisSrv.Close(); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Second)

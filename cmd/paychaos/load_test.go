@@ -20,7 +20,7 @@ import (
 // conflict on that reference waits for the original's result, and that
 // readAll then sees every result.
 func TestPublisherHoldsConflicts(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.Start(t, natstest.Options{})
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

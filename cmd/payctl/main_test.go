@@ -26,7 +26,7 @@ func payctl(t *testing.T, ctx context.Context, args ...string) (string, error) {
 }
 
 func TestPayctl(t *testing.T) {
-	ns := natstest.Start(t)
+	ns := natstest.Start(t, natstest.Options{})
 	_, js := ns.Connect(t)
 	ctx := context.Background()
 	if err := worker.Setup(ctx, js, worker.Config{}); err != nil {

@@ -27,13 +27,13 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
-	ns, err := natstest.StartServer(filepath.Join(*dir, "nats"), "127.0.0.1", *natsPort)
+	ns, err := natstest.New(natstest.Options{Dir: filepath.Join(*dir, "nats"), Port: *natsPort})
 	if err != nil {
-		if ns, err = natstest.StartServer(filepath.Join(*dir, "nats"), "127.0.0.1", -1); err != nil {
+		if ns, err = natstest.New(natstest.Options{Dir: filepath.Join(*dir, "nats")}); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 	}
-	defer ns.Shutdown()
+	defer ns.Close()
 
 	mr, err := miniredis.Run()
 	if err != nil {
@@ -45,9 +45,9 @@ func runDev(ctx context.Context, args []string) error {
 	// callback endpoint checks them, as with the real Dintero.
 	const callbackSecret = "dev-callback-secret"
 	sandbox := dinterotest.New(dinterotest.Options{CallbackSecret: []byte(callbackSecret)})
-	sandboxURL, err := sandbox.Start(*sandboxAddr)
+	sandboxURL, err := sandbox.Listen(*sandboxAddr)
 	if err != nil {
-		if sandboxURL, err = sandbox.Start("127.0.0.1:0"); err != nil {
+		if sandboxURL, err = sandbox.Listen("127.0.0.1:0"); err != nil {
 			return fmt.Errorf("dintero sandbox: %w", err)
 		}
 	}

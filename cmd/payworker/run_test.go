@@ -37,9 +37,9 @@ type parts struct {
 
 func startParts(t *testing.T, faults dinterotest.Faults) *parts {
 	t.Helper()
-	p := &parts{nats: natstest.Start(t), redis: redistest.Start(t, redistest.Options{})}
+	p := &parts{nats: natstest.Start(t, natstest.Options{}), redis: redistest.Start(t, redistest.Options{})}
 	_, p.js = p.nats.Connect(t)
-	p.sandbox = dinterotest.NewTestServer(t, dinterotest.Options{Faults: faults, CallbackSecret: []byte("cb-secret")})
+	p.sandbox = dinterotest.Start(t, dinterotest.Options{Faults: faults, CallbackSecret: []byte("cb-secret")})
 	p.http = freeAddr(t)
 	return p
 }
@@ -121,7 +121,7 @@ func TestEndpoints(t *testing.T) {
 	}
 
 	// Not ready while Redis is gone, ready again when it is back.
-	if err := p.redis.Stop(); err != nil {
+	if err := p.redis.Close(); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "not ready without Redis", func() bool {
@@ -222,8 +222,8 @@ func (s *syncBuffer) String() string {
 func TestStartsBeforeNATSAndRedis(t *testing.T) {
 	p := startParts(t, dinterotest.Faults{})
 	natsURL := p.nats.URL()
-	p.nats.Shutdown()
-	if err := p.redis.Stop(); err != nil {
+	p.nats.Close()
+	if err := p.redis.Close(); err != nil {
 		t.Fatal(err)
 	}
 	env := p.env()

@@ -309,7 +309,7 @@ func TestCITSeeds(t *testing.T) {
 				t.Fatal(err)
 			}
 			rc := newReceiver(t, cbSecret, nil)
-			sb := dinterotest.NewTestServer(t, fastCallbacks(0))
+			sb := dinterotest.Start(t, fastCallbacks(0))
 			client, err := dintero.New(dintero.Config{
 				AccountID:    dinterotest.DefaultAccountID,
 				ClientID:     dinterotest.DefaultClientID,

@@ -3,9 +3,9 @@
 // including its failure modes, for tests, benchmarks and local runs
 // (cmd/dintero-sandbox).
 //
-// Start one in a test with NewTestServer, or on an address with Start:
+// Start one in a test with Start, or on an address with New and Listen:
 //
-//	sb := dinterotest.NewTestServer(t, dinterotest.Options{})
+//	sb := dinterotest.Start(t, dinterotest.Options{})
 //	// point the client at sb.URL() with DefaultAccountID,
 //	// DefaultClientID and DefaultClientSecret
 //

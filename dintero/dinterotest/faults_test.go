@@ -266,7 +266,7 @@ func TestFaultsJSON(t *testing.T) {
 
 func TestStart(t *testing.T) {
 	sb := dinterotest.New(dinterotest.Options{})
-	base, err := sb.Start("127.0.0.1:0")
+	base, err := sb.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestStart(t *testing.T) {
 	if base != sb.URL() {
 		t.Errorf("URL() %q, Start %q", sb.URL(), base)
 	}
-	if _, err := sb.Start("127.0.0.1:0"); err == nil {
+	if _, err := sb.Listen("127.0.0.1:0"); err == nil {
 		t.Error("second Start succeeded")
 	}
 	a := &api{t: t, sb: sb, base: base, client: &http.Client{Timeout: 5 * time.Second}}

@@ -29,7 +29,7 @@ type api struct {
 
 func newAPI(t *testing.T, opts dinterotest.Options) *api {
 	t.Helper()
-	sb := dinterotest.NewTestServer(t, opts)
+	sb := dinterotest.Start(t, opts)
 	return &api{t: t, sb: sb, base: sb.URL(), client: &http.Client{Timeout: 10 * time.Second}}
 }
 

@@ -279,14 +279,14 @@ func New(opts Options) *Server {
 	return s
 }
 
-// NewTestServer starts s on a loopback httptest.Server and closes it in
+// Start starts a sandbox on a loopback httptest.Server and closes it in
 // tb.Cleanup. Invalid opts fail the test.
-func NewTestServer(tb testing.TB, opts Options) *Server {
+func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	o := opts
 	o.setDefaults()
 	if err := o.validate(); err != nil {
-		tb.Fatalf("dinterotest.NewTestServer: %v", err)
+		tb.Fatalf("dinterotest.Start: %v", err)
 	}
 	s := New(opts)
 	ts := httptest.NewServer(s)
@@ -298,16 +298,16 @@ func NewTestServer(tb testing.TB, opts Options) *Server {
 }
 
 // URL returns the base URL (scheme://host:port, no trailing slash) when the
-// server was started by NewTestServer or Start, or "" otherwise.
+// server was started by Start or Listen, or "" otherwise.
 func (s *Server) URL() string {
 	s.lifeMu.Lock()
 	defer s.lifeMu.Unlock()
 	return s.url
 }
 
-// Start listens on addr (for example "127.0.0.1:0"), serves in the
+// Listen listens on addr (for example "127.0.0.1:0"), serves in the
 // background until Close, and returns the base URL.
-func (s *Server) Start(addr string) (string, error) {
+func (s *Server) Listen(addr string) (string, error) {
 	s.lifeMu.Lock()
 	defer s.lifeMu.Unlock()
 	if s.ts != nil || s.hs != nil {
@@ -330,7 +330,7 @@ func (s *Server) Start(addr string) (string, error) {
 
 // Close releases requests hanging in a fault, cancels the callbacks still
 // being delivered and waits for them to end, and stops the server started
-// by NewTestServer or Start. It is safe to call more than once.
+// by Start or Listen. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.cb.close()

@@ -28,7 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrNoRedisServer is returned by StartProcess when no redis-server binary is
+// ErrNoRedisServer is returned by New when no redis-server binary is
 // found on PATH or at /usr/bin/redis-server.
 var ErrNoRedisServer = errors.New("redistest: redis-server not found")
 
@@ -39,8 +39,11 @@ const (
 	portAttempts   = 5
 )
 
-// Options configures the server.
+// Options configures the server. The zero value is valid.
 type Options struct {
+	// Dir holds the log and any AOF files; it is created if needed. Start
+	// defaults it to tb.TempDir(); New requires it.
+	Dir string
 	// AppendOnly turns on the append-only file (appendonly yes, appendfsync
 	// everysec), so data survives Restart. Default off: no persistence at all.
 	AppendOnly bool
@@ -56,7 +59,7 @@ type Server struct {
 	port int // fixed for the life of the Server
 	opts Options
 
-	mu   sync.Mutex // serialises Stop and Restart
+	mu   sync.Mutex // serialises Close and Restart
 	proc *process   // nil when stopped
 }
 
@@ -72,7 +75,10 @@ type process struct {
 // redis-server is missing or does not start.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s, err := StartProcess(tb.TempDir(), opts)
+	if opts.Dir == "" {
+		opts.Dir = tb.TempDir()
+	}
+	s, err := New(opts)
 	if errors.Is(err, ErrNoRedisServer) {
 		tb.Fatalf("redis-server not found: run `make test` (installs it) or apt-get install redis-server")
 	}
@@ -80,22 +86,24 @@ func Start(tb testing.TB, opts Options) *Server {
 		tb.Fatalf("redistest: %v", err)
 	}
 	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
+		if err := s.Close(); err != nil {
 			tb.Logf("redistest: stop: %v", err)
 		}
 	})
 	return s
 }
 
-// StartProcess is Start without testing.TB, for benchmark and chaos
-// programs. dir is created if needed and holds the log and any AOF files.
-// The caller must call Stop.
-func StartProcess(dir string, opts Options) (*Server, error) {
+// New is Start without testing.TB, for benchmark and chaos programs. The
+// caller must call Close.
+func New(opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("redistest: Options.Dir is required")
+	}
 	bin, err := findBinary()
 	if err != nil {
 		return nil, err
 	}
-	dir, err = filepath.Abs(dir)
+	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
@@ -131,7 +139,7 @@ func findBinary() (string, error) {
 }
 
 // freePort asks the kernel for a free loopback port. Another process may take
-// it before redis-server binds it; StartProcess then retries with a new one.
+// it before redis-server binds it; New then retries with a new one.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -296,9 +304,9 @@ func (s *Server) logTail(offset int64) []byte {
 	return b
 }
 
-// Stop sends SIGTERM and waits for the process to exit (SIGKILL after 10s).
-// Stopping a stopped server is a no-op.
-func (s *Server) Stop() error {
+// Close sends SIGTERM and waits for the process to exit (SIGKILL after 10s).
+// Closing a stopped server is a no-op; Restart starts it again.
+func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopLocked()

@@ -45,14 +45,14 @@ func TestStartStopRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			if err := s.Stop(); err != nil {
+			if err := s.Close(); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
 			if conn, err := net.Dial("tcp", s.Addr()); err == nil {
 				conn.Close()
 				t.Fatal("server still accepts connections after Stop")
 			}
-			if err := s.Stop(); err != nil {
+			if err := s.Close(); err != nil {
 				t.Errorf("second Stop: %v", err)
 			}
 
@@ -73,7 +73,7 @@ func TestStartStopRestart(t *testing.T) {
 	}
 }
 
-func TestStartProcessPortInUse(t *testing.T) {
+func TestNewPortInUse(t *testing.T) {
 	bin, err := findBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestStartProcessPortInUse(t *testing.T) {
 			s := &Server{bin: bin, dir: t.TempDir(), port: tt.occupy(t)}
 			err := s.start()
 			if !errors.Is(err, errAddrInUse) {
-				_ = s.Stop()
+				_ = s.Close()
 				t.Fatalf("start on a used port = %v, want errAddrInUse", err)
 			}
 			if s.proc != nil {
@@ -110,23 +110,23 @@ func TestStartProcessPortInUse(t *testing.T) {
 	}
 }
 
-func TestStartProcessBadArgs(t *testing.T) {
-	_, err := StartProcess(t.TempDir(), Options{Args: []string{"--no-such-option", "x"}})
+func TestNewBadArgs(t *testing.T) {
+	_, err := New(Options{Dir: t.TempDir(), Args: []string{"--no-such-option", "x"}})
 	if err == nil || errors.Is(err, errAddrInUse) {
-		t.Fatalf("StartProcess with a bad option = %v, want a start error", err)
+		t.Fatalf("New with a bad option = %v, want a start error", err)
 	}
 	if !strings.Contains(err.Error(), "no-such-option") {
 		t.Errorf("error does not show the server's complaint: %v", err)
 	}
 }
 
-func TestStartProcess(t *testing.T) {
-	s, err := StartProcess(filepath.Join(t.TempDir(), "sub", "dir"), Options{})
+func TestNew(t *testing.T) {
+	s, err := New(Options{Dir: filepath.Join(t.TempDir(), "sub", "dir")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := s.Stop(); err != nil {
+		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
 	}()

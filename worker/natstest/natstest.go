@@ -23,31 +23,55 @@ type Server struct {
 	srv  *server.Server
 }
 
-// Start runs a JetStream server on 127.0.0.1 with a random port and its
-// store in tb.TempDir(), and shuts it down when the test ends.
-func Start(tb testing.TB) *Server {
+// Options configures a Server. The zero value is valid.
+type Options struct {
+	// Dir holds the JetStream store. Start defaults it to tb.TempDir();
+	// New requires it.
+	Dir string
+	// Host is the listen address. Default "127.0.0.1".
+	Host string
+	// Port is the client port. Default 0: a free port, kept across Restart.
+	Port int
+}
+
+// Start runs a JetStream server on a free loopback port with its store in
+// tb.TempDir() (unless opts say otherwise), and closes it when the test
+// ends.
+func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s, err := StartServer(tb.TempDir(), "127.0.0.1", -1)
+	if opts.Dir == "" {
+		opts.Dir = tb.TempDir()
+	}
+	s, err := New(opts)
 	if err != nil {
 		tb.Fatalf("natstest: %v", err)
 	}
-	tb.Cleanup(s.Shutdown)
+	tb.Cleanup(s.Close)
 	return s
 }
 
-// StartServer runs a JetStream server with its store in dir, on host and
-// port (-1 picks a free port). The caller must call Shutdown.
-func StartServer(dir, host string, port int) (*Server, error) {
-	opts := &server.Options{
+// New is Start without testing.TB, for programs (payworker-dev, benchmarks).
+// The caller must call Close.
+func New(opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("natstest: Options.Dir is required")
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		opts.Port = -1 // nats-server: a free port
+	}
+	sopts := &server.Options{
 		ServerName: "payworker-embedded",
-		Host:       host,
-		Port:       port,
+		Host:       opts.Host,
+		Port:       opts.Port,
 		JetStream:  true,
-		StoreDir:   dir,
+		StoreDir:   opts.Dir,
 		NoLog:      true,
 		NoSigs:     true,
 	}
-	s := &Server{opts: opts}
+	s := &Server{opts: sopts}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -75,8 +99,8 @@ func (s *Server) start() error {
 // URL is the client URL, nats://127.0.0.1:port.
 func (s *Server) URL() string { return s.srv.ClientURL() }
 
-// Shutdown stops the server and waits for it to finish.
-func (s *Server) Shutdown() {
+// Close stops the server and waits for it to finish.
+func (s *Server) Close() {
 	if s.srv != nil {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
@@ -86,7 +110,7 @@ func (s *Server) Shutdown() {
 // Restart stops the server and starts it again on the same port with the
 // same store: streams, consumers and unacknowledged messages survive.
 func (s *Server) Restart() error {
-	s.Shutdown()
+	s.Close()
 	return s.start()
 }
 

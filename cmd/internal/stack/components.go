@@ -102,7 +102,7 @@ type Redis struct {
 
 // StartRedis starts redis-server in dir on a free port.
 func StartRedis(dir string) (*Redis, error) {
-	srv, err := redistest.StartProcess(dir, redistest.Options{AppendOnly: true})
+	srv, err := redistest.New(redistest.Options{Dir: dir, AppendOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
@@ -120,7 +120,7 @@ func (r *Redis) LogPath() string { return filepath.Join(r.srv.Dir(), "redis.log"
 
 // Stop shuts redis-server down (SIGTERM: the AOF is flushed). Stopping a
 // stopped server is a no-op.
-func (r *Redis) Stop() error { return r.srv.Stop() }
+func (r *Redis) Stop() error { return r.srv.Close() }
 
 // Start starts a stopped redis-server again on the same port and data.
 func (r *Redis) Start() error { return r.srv.Restart() }
