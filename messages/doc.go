@@ -1,6 +1,7 @@
 // Package messages is the contract between payworker and the services that
-// ask it to charge a card: the subjects, the request and result bodies, their
-// validation, and a small helper to publish a request.
+// ask it to charge a card: the subjects, the request and result bodies and
+// their validation. Package [github.com/payworker/payworker/messages/publish]
+// puts requests on NATS JetStream.
 //
 // A charge request is exactly the body of Dintero's "create and pay merchant
 // initiated session" call ({"session": {...}, "payment": {...}}), published on
@@ -17,7 +18,7 @@
 // A session request is exactly the body of Dintero's POST
 // /v1/sessions-profile ({"url": {...}, "order": {...}, "customer": {...},
 // "profile_id": "..."}), published on [SubjectSessionRequest] with
-// [PublishSessionBody] or [PublishSession] and checked by
+// publish.SessionBody or publish.Session and checked by
 // [DecodeSessionRequest]. Its idempotency key is order.merchant_reference.
 // Its [SessionResult] events go to [ResultSubject]([KindSession], outcome):
 // [OutcomeCreated] with the payment page URL for the customer (or
@@ -28,7 +29,7 @@
 // # Validation
 //
 // [DecodeChargeRequest] is the one check of a body, used by publishers
-// (through [PublishChargeBody] and [PublishCharge]) and by the worker alike:
+// (through publish.ChargeBody and publish.Charge) and by the worker alike:
 // size, UTF-8, JSON syntax, types, then the rules of [ChargeRequest.Validate].
 // It reports every problem at once in a *[ValidationError], each under its
 // JSON path ("session.order.amount"), ready for [ResultError].Fields. No
@@ -42,7 +43,12 @@
 // logged with log/slog, as do [Customer] and [ChargeRequest]; only their JSON
 // encoding, the wire format, carries the tokens.
 //
-// The package depends on the standard library and nats.go only, so that any
-// publisher can import it.
+// # Dependencies
+//
+// The package imports the standard library and one module,
+// github.com/go-json-experiment/json (the json/v2 proposal's upstream,
+// for the fast decode path), so that any publisher can import it without
+// taking NATS or anything else along.
+//
 // JSON Schemas of the bodies: [github.com/payworker/payworker/messages/schema].
 package messages

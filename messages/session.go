@@ -1,9 +1,6 @@
 package messages
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -11,8 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Outcomes of a customer-initiated session request, besides
@@ -206,38 +201,6 @@ func checkWebURL(s string) string {
 		return msg
 	}
 	return ""
-}
-
-// PublishSession validates req, marshals it and publishes it on
-// [SubjectSessionRequest] with the Nats-Msg-Id header set to msgID, or to
-// order.merchant_reference when msgID is "", and returns the stream's
-// acknowledgement. An invalid request is not published; the error is then
-// a *[ValidationError]. Fields the type does not model cannot be sent this
-// way; use [PublishSessionBody].
-func PublishSession(ctx context.Context, js jetstream.JetStream, req *SessionRequest, msgID string) (*jetstream.PubAck, error) {
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("messages: marshal session request: %w", err)
-	}
-	return PublishSessionBody(ctx, js, body, msgID)
-}
-
-// PublishSessionBody is [PublishSession] for a raw body, such as the
-// examples of Dintero's "Use token" guide. The body is first checked with
-// [DecodeSessionRequest]; it is then published unchanged, so fields the
-// types do not model reach Dintero.
-func PublishSessionBody(ctx context.Context, js jetstream.JetStream, body []byte, msgID string) (*jetstream.PubAck, error) {
-	if js == nil {
-		return nil, errors.New("messages: publish session request: nil JetStream")
-	}
-	req, err := DecodeSessionRequest(body)
-	if err != nil {
-		return nil, err
-	}
-	return publishRequest(ctx, js, SubjectSessionRequest, sessionRequestName, body, msgID, req.Order.MerchantReference)
 }
 
 // LogValue logs what identifies the session: merchant_reference, amount,

@@ -2,7 +2,6 @@ package messages_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -318,62 +317,5 @@ func TestSessionRequestLogValue(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log %s lacks %s", out, want)
 		}
-	}
-}
-
-func TestPublishSessionBody(t *testing.T) {
-	js, stream := startJetStream(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	body := cit(t, citFiles[2])
-
-	ack, err := messages.PublishSessionBody(ctx, js, body, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := stream.GetMsg(ctx, ack.Sequence)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if msg.Subject != messages.SubjectSessionRequest || !bytes.Equal(msg.Data, body) {
-		t.Errorf("stored %s %s", msg.Subject, msg.Data)
-	}
-	if got := msg.Header.Get(messages.HeaderMsgID); got != "merchants_order_number" {
-		t.Errorf("%s = %q", messages.HeaderMsgID, got)
-	}
-	again, err := messages.PublishSessionBody(ctx, js, body, "")
-	if err != nil || !again.Duplicate {
-		t.Errorf("second publish = %+v, %v; want a duplicate", again, err)
-	}
-
-	// A charge body is not a session body, and is not published.
-	if _, err := messages.PublishSessionBody(ctx, js, seed(t, seedFiles[0]), "x"); !errors.As(err, new(*messages.ValidationError)) {
-		t.Errorf("charge body as a session: %v", err)
-	}
-	if _, err := messages.PublishSessionBody(ctx, js, body, "a\nb"); err == nil {
-		t.Error("published with a broken Nats-Msg-Id")
-	}
-	if _, err := messages.PublishSessionBody(ctx, nil, body, ""); err == nil {
-		t.Error("nil JetStream accepted")
-	}
-
-	req := &messages.SessionRequest{
-		URL:       messages.SessionURL{ReturnURL: "https://shop.example/thanks"},
-		Order:     messages.Order{Amount: 100, Currency: "NOK", MerchantReference: "cit-2"},
-		ProfileID: "default",
-	}
-	ack2, err := messages.PublishSession(ctx, js, req, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ack2.Duplicate || ack2.Sequence == ack.Sequence {
-		t.Errorf("ack %+v", ack2)
-	}
-	req.ProfileID = ""
-	if _, err := messages.PublishSession(ctx, js, req, ""); !errors.As(err, new(*messages.ValidationError)) {
-		t.Errorf("invalid PublishSession = %v", err)
-	}
-	if n := storedCount(t, ctx, stream); n != 2 {
-		t.Errorf("stream holds %d messages, want 2", n)
 	}
 }

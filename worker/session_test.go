@@ -16,6 +16,7 @@ import (
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/messages/publish"
 	"github.com/payworker/payworker/worker"
 )
 
@@ -71,7 +72,7 @@ func (c *citEnv) publishSession(body []byte) {
 	// A Nats-Msg-Id of its own, so that a repeat is a second message
 	// (with "" the reference is the id, and JetStream drops the repeat).
 	id := fmt.Sprintf("session-test-%d", time.Now().UnixNano())
-	if _, err := messages.PublishSessionBody(c.t.Context(), c.js, body, id); err != nil {
+	if _, err := publish.SessionBody(c.t.Context(), c.js, body, id); err != nil {
 		c.t.Fatalf("publish session: %v", err)
 	}
 }

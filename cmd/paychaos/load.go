@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/messages/publish"
 )
 
 // pubRec records a message that the requests stream accepted.
@@ -146,7 +147,7 @@ func (p *publisher) publish(ctx context.Context, m planned) error {
 	retries := 0
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		ack, err := messages.PublishChargeBody(pctx, p.js, m.Body, m.MsgID)
+		ack, err := publish.ChargeBody(pctx, p.js, m.Body, m.MsgID)
 		cancel()
 		if err == nil {
 			p.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/messages/publish"
 )
 
 func charge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,7 +29,7 @@ func charge(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	return f.publish(ctx, stdout, messages.MerchantReference(body), messages.SubjectChargeRequest,
 		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
-			return messages.PublishChargeBody(ctx, js, body, *f.msgID)
+			return publish.ChargeBody(ctx, js, body, *f.msgID)
 		})
 }
 

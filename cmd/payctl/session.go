@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/messages/publish"
 )
 
 func session(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -37,6 +38,6 @@ func session(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return f.publish(ctx, stdout, messages.SessionMerchantReference(body), messages.SubjectSessionRequest,
 		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
-			return messages.PublishSessionBody(ctx, js, body, *f.msgID)
+			return publish.SessionBody(ctx, js, body, *f.msgID)
 		})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/idempotency/redistest"
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/messages/publish"
 	"github.com/payworker/payworker/worker"
 	"github.com/payworker/payworker/worker/natstest"
 )
@@ -163,7 +164,7 @@ func TestGracefulShutdown(t *testing.T) {
 		body := fmt.Sprintf(`{"session":{"customer":{"tokens":{"payex.creditcard":{"payment_token":"sandbox-ok-1"}}},
 "order":{"amount":100,"currency":"NOK","merchant_reference":"grace-%d"}},
 "payment":{"payment_product_type":"payex.creditcard","operation":"unscheduled_purchase"}}`, i)
-		if _, err := messages.PublishChargeBody(context.Background(), p.js, []byte(body), ""); err != nil {
+		if _, err := publish.ChargeBody(context.Background(), p.js, []byte(body), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,7 +255,7 @@ func TestStartsBeforeNATSAndRedis(t *testing.T) {
 	body := `{"session":{"customer":{"tokens":{"bambora.creditcard":{"payment_token":"sandbox-ok-1"}}},
 "order":{"amount":100,"currency":"NOK","merchant_reference":"late-1"}},
 "payment":{"payment_product_type":"bambora.creditcard","operation":"unscheduled_purchase"}}`
-	if _, err := messages.PublishChargeBody(context.Background(), js, []byte(body), ""); err != nil {
+	if _, err := publish.ChargeBody(context.Background(), js, []byte(body), ""); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "charged", func() bool { return len(p.sandbox.Ledger()) == 1 })

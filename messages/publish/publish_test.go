@@ -1,9 +1,11 @@
-package messages_test
+package publish_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/messages/publish"
 )
 
 // startJetStream runs an embedded JetStream server on a free loopback port
@@ -69,7 +72,7 @@ func storedCount(t *testing.T, ctx context.Context, stream jetstream.Stream) uin
 	return info.State.Msgs
 }
 
-func TestPublishChargeBody(t *testing.T) {
+func TestChargeBody(t *testing.T) {
 	js, stream := startJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -79,7 +82,7 @@ func TestPublishChargeBody(t *testing.T) {
 	body = bytes.Replace(body, []byte(`"payment": {`), []byte(`"profile_id": "default", "payment": {`), 1)
 
 	t.Run("stored byte for byte with its id", func(t *testing.T) {
-		ack, err := messages.PublishChargeBody(ctx, js, body, "")
+		ack, err := publish.ChargeBody(ctx, js, body, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,7 +104,7 @@ func TestPublishChargeBody(t *testing.T) {
 		}
 
 		// The same id again is a duplicate, not a second message.
-		again, err := messages.PublishChargeBody(ctx, js, body, "")
+		again, err := publish.ChargeBody(ctx, js, body, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +117,7 @@ func TestPublishChargeBody(t *testing.T) {
 	})
 
 	t.Run("explicit id", func(t *testing.T) {
-		ack, err := messages.PublishChargeBody(ctx, js, body, "order-1#retry-2")
+		ack, err := publish.ChargeBody(ctx, js, body, "order-1#retry-2")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,11 +135,14 @@ func TestPublishChargeBody(t *testing.T) {
 
 	t.Run("invalid body is not published", func(t *testing.T) {
 		before := storedCount(t, ctx, stream)
-		bad := edit(t, body, func(m map[string]any) { order(m)["amount"] = "29990" })
-		ack, err := messages.PublishChargeBody(ctx, js, bad, "other-id")
+		bad := bytes.Replace(body, []byte(`"amount": 29990`), []byte(`"amount": "29990"`), 1)
+		if bytes.Equal(bad, body) {
+			t.Fatal("the seed body has no order amount of 29990")
+		}
+		ack, err := publish.ChargeBody(ctx, js, bad, "other-id")
 		var ve *messages.ValidationError
 		if !errors.As(err, &ve) {
-			t.Fatalf("PublishChargeBody = %+v, %v; want a *ValidationError", ack, err)
+			t.Fatalf("ChargeBody = %+v, %v; want a *ValidationError", ack, err)
 		}
 		if n := storedCount(t, ctx, stream); n != before {
 			t.Errorf("stream holds %d messages, want %d", n, before)
@@ -145,7 +151,7 @@ func TestPublishChargeBody(t *testing.T) {
 
 	t.Run("id with control characters is refused", func(t *testing.T) {
 		before := storedCount(t, ctx, stream)
-		if _, err := messages.PublishChargeBody(ctx, js, body, "a\r\nb"); err == nil {
+		if _, err := publish.ChargeBody(ctx, js, body, "a\r\nb"); err == nil {
 			t.Fatal("published with a broken Nats-Msg-Id")
 		}
 		if n := storedCount(t, ctx, stream); n != before {
@@ -154,7 +160,7 @@ func TestPublishChargeBody(t *testing.T) {
 	})
 }
 
-func TestPublishCharge(t *testing.T) {
+func TestCharge(t *testing.T) {
 	js, stream := startJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -171,7 +177,7 @@ func TestPublishCharge(t *testing.T) {
 			Operation:          messages.OperationRecurringPurchase,
 		},
 	}
-	ack, err := messages.PublishCharge(ctx, js, req, "")
+	ack, err := publish.Charge(ctx, js, req, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,24 +200,24 @@ func TestPublishCharge(t *testing.T) {
 	// Invalid: nothing is published.
 	bad := *req
 	bad.Payment.Operation = "purchase"
-	if _, err := messages.PublishCharge(ctx, js, &bad, ""); !errors.As(err, new(*messages.ValidationError)) {
-		t.Errorf("PublishCharge of an invalid request = %v, want a *ValidationError", err)
+	if _, err := publish.Charge(ctx, js, &bad, ""); !errors.As(err, new(*messages.ValidationError)) {
+		t.Errorf("Charge of an invalid request = %v, want a *ValidationError", err)
 	}
-	if _, err := messages.PublishCharge(ctx, js, nil, ""); !errors.As(err, new(*messages.ValidationError)) {
-		t.Errorf("PublishCharge(nil) = %v, want a *ValidationError", err)
+	if _, err := publish.Charge(ctx, js, nil, ""); !errors.As(err, new(*messages.ValidationError)) {
+		t.Errorf("Charge(nil) = %v, want a *ValidationError", err)
 	}
 	if n := storedCount(t, ctx, stream); n != 1 {
 		t.Errorf("stream holds %d messages, want 1", n)
 	}
 }
 
-func TestPublishChargeBodyNoJetStream(t *testing.T) {
-	if _, err := messages.PublishChargeBody(context.Background(), nil, seed(t, seedFiles[0]), ""); err == nil {
-		t.Error("PublishChargeBody with a nil JetStream did not fail")
+func TestChargeBodyNoJetStream(t *testing.T) {
+	if _, err := publish.ChargeBody(context.Background(), nil, seed(t, seedFiles[0]), ""); err == nil {
+		t.Error("ChargeBody with a nil JetStream did not fail")
 	}
 }
 
-func TestPublishChargeBodyNoStream(t *testing.T) {
+func TestChargeBodyNoStream(t *testing.T) {
 	// A server without a stream on the subject: the error comes back, wrapped.
 	js, stream := startJetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -219,8 +225,92 @@ func TestPublishChargeBodyNoStream(t *testing.T) {
 	if err := js.DeleteStream(ctx, stream.CachedInfo().Config.Name); err != nil {
 		t.Fatal(err)
 	}
-	_, err := messages.PublishChargeBody(ctx, js, seed(t, seedFiles[0]), "")
+	_, err := publish.ChargeBody(ctx, js, seed(t, seedFiles[0]), "")
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
-		t.Errorf("PublishChargeBody without a stream = %v, want %v", err, jetstream.ErrNoStreamResponse)
+		t.Errorf("ChargeBody without a stream = %v, want %v", err, jetstream.ErrNoStreamResponse)
 	}
+}
+
+func TestSessionBody(t *testing.T) {
+	js, stream := startJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	body := cit(t, citFiles[2])
+
+	ack, err := publish.SessionBody(ctx, js, body, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != messages.SubjectSessionRequest || !bytes.Equal(msg.Data, body) {
+		t.Errorf("stored %s %s", msg.Subject, msg.Data)
+	}
+	if got := msg.Header.Get(messages.HeaderMsgID); got != "merchants_order_number" {
+		t.Errorf("%s = %q", messages.HeaderMsgID, got)
+	}
+	again, err := publish.SessionBody(ctx, js, body, "")
+	if err != nil || !again.Duplicate {
+		t.Errorf("second publish = %+v, %v; want a duplicate", again, err)
+	}
+
+	// A charge body is not a session body, and is not published.
+	if _, err := publish.SessionBody(ctx, js, seed(t, seedFiles[0]), "x"); !errors.As(err, new(*messages.ValidationError)) {
+		t.Errorf("charge body as a session: %v", err)
+	}
+	if _, err := publish.SessionBody(ctx, js, body, "a\nb"); err == nil {
+		t.Error("published with a broken Nats-Msg-Id")
+	}
+	if _, err := publish.SessionBody(ctx, nil, body, ""); err == nil {
+		t.Error("nil JetStream accepted")
+	}
+
+	req := &messages.SessionRequest{
+		URL:       messages.SessionURL{ReturnURL: "https://shop.example/thanks"},
+		Order:     messages.Order{Amount: 100, Currency: "NOK", MerchantReference: "cit-2"},
+		ProfileID: "default",
+	}
+	ack2, err := publish.Session(ctx, js, req, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack2.Duplicate || ack2.Sequence == ack.Sequence {
+		t.Errorf("ack %+v", ack2)
+	}
+	req.ProfileID = ""
+	if _, err := publish.Session(ctx, js, req, ""); !errors.As(err, new(*messages.ValidationError)) {
+		t.Errorf("invalid Session = %v", err)
+	}
+	if n := storedCount(t, ctx, stream); n != 2 {
+		t.Errorf("stream holds %d messages, want 2", n)
+	}
+}
+
+var seedFiles = []string{
+	"payex_creditcard-recurring_purchase.json",
+	"payex_creditcard-unscheduled_purchase.json",
+}
+
+// seed reads a charge body of Dintero's "Use token" guide from messages' testdata.
+func seed(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "seed", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+var citFiles = []string{"payex_creditcard.json", "bambora_creditcard.json", "dintero_psp_creditcard.json"}
+
+// cit reads a session body of the guide from messages' testdata.
+func cit(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "cit", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
