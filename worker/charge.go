@@ -157,7 +157,7 @@ func (w *Worker) interpretPay(ctx context.Context, req *messages.ChargeRequest, 
 		}
 		v.maybeSent = v.result == nil
 		return v
-	case dintero.KindPermanent:
+	case dintero.KindPermanent, dintero.KindInvalid:
 		if derr.DuplicateReference() {
 			// Dintero refused a second successful charge: the first one
 			// is ours, from an attempt whose answer was lost.

@@ -116,7 +116,7 @@ func (benchStore) Release(context.Context, string, string, bool) error          
 // benchGateway authorizes every charge.
 type benchGateway struct{ Gateway }
 
-func (benchGateway) PaySession(context.Context, []byte) (*dintero.Transaction, error) {
+func (benchGateway) PaySession(context.Context, []byte, ...dintero.CallOption) (*dintero.Transaction, error) {
 	return &dintero.Transaction{ID: "T12345678.4xYz8Jc6eA7bQvY6nWZRtP", SessionID: "T12345678.4xYz8Jc6eA7bQvY6nWZRtQ",
 		Status: dintero.StatusAuthorized, Amount: 29900, Currency: "NOK", CreatedAt: time.Now()}, nil
 }

@@ -116,7 +116,7 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 		res.Outcome = messages.OutcomeCreated
 		res.SessionID = created.ID
 		res.URL = created.URL
-	case errors.As(err, &derr) && derr.Kind == dintero.KindPermanent:
+	case errors.As(err, &derr) && (derr.Kind == dintero.KindPermanent || derr.Kind == dintero.KindInvalid):
 		res.Outcome = messages.OutcomeRejected
 		res.Error = dinteroError(derr)
 	default:

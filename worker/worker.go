@@ -30,10 +30,10 @@ type Store interface {
 
 // Gateway is what the worker needs of Dintero (*dintero.Client implements it).
 type Gateway interface {
-	PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error)
+	PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error)
 	TransactionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Transaction, error)
-	CreateSessionProfile(ctx context.Context, body []byte) (*dintero.SessionCreated, error)
-	GetTransaction(ctx context.Context, id string) (*dintero.Transaction, error)
+	CreateSessionProfile(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.SessionCreated, error)
+	GetTransaction(ctx context.Context, id string, includes ...string) (*dintero.Transaction, error)
 }
 
 // Worker consumes charge requests. Create it with New and start it with Run.

@@ -400,8 +400,8 @@ type dyingGateway struct {
 	die  func()
 }
 
-func (g *dyingGateway) PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error) {
-	if _, err := g.Gateway.PaySession(ctx, body); err != nil {
+func (g *dyingGateway) PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error) {
+	if _, err := g.Gateway.PaySession(ctx, body, opts...); err != nil {
 		return nil, err
 	}
 	g.die()
@@ -450,11 +450,11 @@ type panickyGateway struct {
 	panicked *atomic.Bool
 }
 
-func (g *panickyGateway) PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error) {
+func (g *panickyGateway) PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error) {
 	if g.panicked.CompareAndSwap(false, true) {
 		panic("boom")
 	}
-	return g.Gateway.PaySession(ctx, body)
+	return g.Gateway.PaySession(ctx, body, opts...)
 }
 
 func TestDinteroRefusalRejectedAndDeadLettered(t *testing.T) {
