@@ -14,7 +14,7 @@ vet:
 
 ## dev: run the worker with embedded NATS, Redis and the Dintero sandbox
 dev:
-	$(GO) run ./cmd/payworker dev
+	$(GO) run ./cmd/payworker-dev
 
 ## sandbox: run the Dintero sandbox alone
 sandbox:

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"io"
@@ -18,19 +18,19 @@ func TestLoadConfig(t *testing.T) {
 		env     map[string]string
 		args    []string
 		wantErr string // substring; "" means success
-		check   func(*testing.T, *config)
+		check   func(*testing.T, *Config)
 	}{
-		{name: "defaults", check: func(t *testing.T, c *config) {
+		{name: "defaults", check: func(t *testing.T, c *Config) {
 			if c.NATSURL != "nats://127.0.0.1:4222" || c.MaxInFlight != 256 || c.AckWait != 30*time.Second || c.LogFormat != "auto" {
 				t.Errorf("defaults not applied: %+v", c)
 			}
 		}},
-		{name: "env read", env: map[string]string{"PAYWORKER_MAX_IN_FLIGHT": "512", "PAYWORKER_ACK_WAIT": "45s"}, check: func(t *testing.T, c *config) {
+		{name: "env read", env: map[string]string{"PAYWORKER_MAX_IN_FLIGHT": "512", "PAYWORKER_ACK_WAIT": "45s"}, check: func(t *testing.T, c *Config) {
 			if c.MaxInFlight != 512 || c.AckWait != 45*time.Second {
 				t.Errorf("env not read: %+v", c)
 			}
 		}},
-		{name: "flag wins over env", env: map[string]string{"PAYWORKER_MAX_IN_FLIGHT": "512"}, args: []string{"-max-in-flight", "64"}, check: func(t *testing.T, c *config) {
+		{name: "flag wins over env", env: map[string]string{"PAYWORKER_MAX_IN_FLIGHT": "512"}, args: []string{"-max-in-flight", "64"}, check: func(t *testing.T, c *Config) {
 			if c.MaxInFlight != 64 {
 				t.Errorf("MaxInFlight %d, want the flag's 64", c.MaxInFlight)
 			}
@@ -44,6 +44,18 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad log format", env: map[string]string{"LOG_FORMAT": "xml"}, wantErr: "LOG_FORMAT"},
 		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
 		{name: "stray argument", args: []string{"run"}, wantErr: `unexpected argument "run"`},
+		// Issue 12 item 10: a call started before SIGTERM fits in the grace.
+		{name: "defaults fit the grace", check: func(t *testing.T, c *Config) {
+			if c.ShutdownGrace < c.DinteroTimeout+5*time.Second {
+				t.Errorf("default grace %s is not DINTERO_TIMEOUT %s + 5s", c.ShutdownGrace, c.DinteroTimeout)
+			}
+		}},
+		{name: "timeout longer than the grace", env: map[string]string{"DINTERO_TIMEOUT": "30s", "PAYWORKER_SHUTDOWN_GRACE": "25s"},
+			wantErr: "PAYWORKER_SHUTDOWN_GRACE (25s) must be at least DINTERO_TIMEOUT (30s) + 5s"},
+		{name: "replicas", env: map[string]string{"PAYWORKER_STREAM_REPLICAS": "2"}, wantErr: "PAYWORKER_STREAM_REPLICAS: want 1, 3 or 5"},
+		// Issue 12 item 12: a mistyped URL never prints its password.
+		{name: "mistyped NATS URL", env: map[string]string{"NATS_URL": "nats://u:s3cr3t-value@[::1"}, wantErr: "NATS_URL: want an absolute URL"},
+		{name: "mistyped callback URL", env: map[string]string{"PAYWORKER_CALLBACK_URL": "https//u:s3cr3t-value@host/cb"}, wantErr: "PAYWORKER_CALLBACK_URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -54,7 +66,7 @@ func TestLoadConfig(t *testing.T) {
 			for k, v := range c.env {
 				env[k] = v
 			}
-			cfg, err := loadConfig(c.args, func(k string) string { return env[k] }, io.Discard)
+			cfg, err := LoadConfig(c.args, func(k string) string { return env[k] }, io.Discard)
 			if c.wantErr == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)

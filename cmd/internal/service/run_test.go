@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"bytes"
@@ -29,11 +29,12 @@ import (
 
 // parts are the servers a payworker process talks to.
 type parts struct {
-	nats    *natstest.Server
-	js      jetstream.JetStream
-	redis   *redistest.Server
-	sandbox *dinterotest.Server
-	http    string
+	nats     *natstest.Server
+	js       jetstream.JetStream
+	redis    *redistest.Server
+	sandbox  *dinterotest.Server
+	http     string
+	callback string
 }
 
 func startParts(t *testing.T, faults dinterotest.Faults) *parts {
@@ -41,7 +42,7 @@ func startParts(t *testing.T, faults dinterotest.Faults) *parts {
 	p := &parts{nats: natstest.Start(t, natstest.Options{}), redis: redistest.Start(t, redistest.Options{})}
 	_, p.js = p.nats.Connect(t)
 	p.sandbox = dinterotest.Start(t, dinterotest.Options{Faults: faults, CallbackSecret: []byte("cb-secret")})
-	p.http = freeAddr(t)
+	p.http, p.callback = freeAddr(t), freeAddr(t)
 	return p
 }
 
@@ -55,6 +56,8 @@ func (p *parts) env() map[string]string {
 		"DINTERO_API_URL":          p.sandbox.URL(),
 		"DINTERO_CALLBACK_SECRET":  "cb-secret",
 		"PAYWORKER_HTTP_ADDR":      p.http,
+		"PAYWORKER_CALLBACK_ADDR":  p.callback,
+		"DINTERO_TIMEOUT":          "10s",
 		"PAYWORKER_MAX_IN_FLIGHT":  "16",
 		"PAYWORKER_SHUTDOWN_GRACE": "20s",
 		"LOG_FORMAT":               "json",
@@ -97,13 +100,13 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 func TestEndpoints(t *testing.T) {
 	p := startParts(t, dinterotest.Faults{})
 	env := p.env()
-	cfg, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, newLogger(os.Stderr, "warn", "json")) }()
+	go func() { done <- Run(ctx, cfg, NewLogger(os.Stderr, "warn", "json")) }()
 	t.Cleanup(func() { cancel(); <-done })
 	base := "http://" + p.http
 
@@ -114,8 +117,17 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "payworker_ready 1") || !strings.Contains(body, "payworker_in_flight") {
 		t.Errorf("/metrics: %d, missing payworker metrics", code)
 	}
-	if code, _ := get(t, base+worker.CallbackPath+"?transaction_id=x"); code != http.StatusUnauthorized {
+	if code, _ := get(t, "http://"+p.callback+worker.CallbackPath+"?transaction_id=x"); code != http.StatusUnauthorized {
 		t.Errorf("unsigned callback: %d, want 401 (the endpoint must be mounted and verify signatures)", code)
+	}
+	// The callback port serves the callback alone, the HTTP port everything but.
+	if code, _ := get(t, base+worker.CallbackPath+"?transaction_id=x"); code != http.StatusNotFound {
+		t.Errorf("callback on the metrics port: %d, want 404", code)
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/readyz", "/debug/pprof/"} {
+		if code, _ := get(t, "http://"+p.callback+path); code != http.StatusNotFound {
+			t.Errorf("%s on the callback port: %d, want 404", path, code)
+		}
 	}
 	if code, _ := get(t, base+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Errorf("pprof is served without PAYWORKER_PPROF: %d", code)
@@ -143,7 +155,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "payworker")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../payworker").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	p := startParts(t, dinterotest.Faults{Latency: 2 * time.Second})
@@ -229,13 +241,13 @@ func TestStartsBeforeNATSAndRedis(t *testing.T) {
 	}
 	env := p.env()
 	env["NATS_URL"] = natsURL
-	cfg, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, newLogger(os.Stderr, "error", "json")) }()
+	go func() { done <- Run(ctx, cfg, NewLogger(os.Stderr, "error", "json")) }()
 	t.Cleanup(func() { cancel(); <-done })
 	base := "http://" + p.http
 

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ import (
 
 // config is everything payworker reads at start. Each field comes from an
 // environment variable, and a flag of the same meaning overrides it.
-type config struct {
+type Config struct {
 	NATSURL             string
 	RedisURL            string
 	DinteroAccountID    string
@@ -33,6 +33,8 @@ type config struct {
 	CallbackURL         string
 	MaxInFlight         int
 	HTTPAddr            string
+	CallbackAddr        string
+	StreamReplicas      int
 	Consumer            string
 	AckWait             time.Duration
 	MaxDeliver          int
@@ -54,7 +56,7 @@ type setting struct {
 	set                   func(string) error
 }
 
-func settings(c *config) []setting {
+func settings(c *Config) []setting {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 	dur := func(p *time.Duration) func(string) error {
 		return func(v string) error {
@@ -96,14 +98,16 @@ func settings(c *config) []setting {
 		{env: "DINTERO_AUTH_URL", flag: "dintero-auth-url", usage: "Dintero auth base URL (default: the API URL)", set: str(&c.DinteroAuthURL)},
 		{env: "DINTERO_CALLBACK_SECRET", flag: "dintero-callback-secret", usage: "secret of Dintero-Signature on callbacks; enables " + worker.CallbackPath + " (prefer the environment)", secret: true, set: str(&c.CallbackSecret)},
 		{env: "PAYWORKER_CALLBACK_URL", flag: "callback-url", usage: "public URL of " + worker.CallbackPath + "; when set, session requests are sent with this callback_url", set: str(&c.CallbackURL)},
-		{env: "DINTERO_TIMEOUT", flag: "dintero-timeout", def: "30s", usage: "timeout of one Dintero HTTP call", set: dur(&c.DinteroTimeout)},
+		{env: "DINTERO_TIMEOUT", flag: "dintero-timeout", def: "20s", usage: "timeout of one Dintero HTTP call (at least 5s shorter than PAYWORKER_SHUTDOWN_GRACE)", set: dur(&c.DinteroTimeout)},
 		{env: "PAYWORKER_MAX_IN_FLIGHT", flag: "max-in-flight", def: "256", usage: "calls to Dintero at once from this process (it holds a quarter more requests)", set: num(&c.MaxInFlight)},
-		{env: "PAYWORKER_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of the health endpoints", set: str(&c.HTTPAddr)},
+		{env: "PAYWORKER_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /metrics, /healthz, /readyz (and pprof when on)", set: str(&c.HTTPAddr)},
+		{env: "PAYWORKER_CALLBACK_ADDR", flag: "callback-addr", def: ":8081", usage: "address of " + worker.CallbackPath + " alone (when DINTERO_CALLBACK_SECRET is set)", set: str(&c.CallbackAddr)},
 		{env: "PAYWORKER_CONSUMER", flag: "consumer", def: "payworker", usage: "durable JetStream consumer shared by all pods", set: str(&c.Consumer)},
 		{env: "PAYWORKER_ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream AckWait of the consumer", set: dur(&c.AckWait)},
 		{env: "PAYWORKER_MAX_DELIVER", flag: "max-deliver", def: "20", usage: "deliveries before a request is dead-lettered as failed", set: num(&c.MaxDeliver)},
-		{env: "PAYWORKER_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "25s", usage: "time in-flight charges get to finish on SIGTERM", set: dur(&c.ShutdownGrace)},
-		{env: "PAYWORKER_SKIP_SETUP", flag: "skip-setup", def: "false", usage: "do not create or update streams and the consumer", set: boolean(&c.SkipSetup)},
+		{env: "PAYWORKER_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "time in-flight charges get to finish on SIGTERM (at least DINTERO_TIMEOUT + 5s)", set: dur(&c.ShutdownGrace)},
+		{env: "PAYWORKER_SKIP_SETUP", flag: "skip-setup", def: "false", usage: "do not create the missing streams and consumer (their settings are still checked)", set: boolean(&c.SkipSetup)},
+		{env: "PAYWORKER_STREAM_REPLICAS", flag: "stream-replicas", def: "1", usage: "replicas of the streams, bucket and consumer payworker creates: 1, 3 or 5", set: num(&c.StreamReplicas)},
 		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},
 		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
@@ -114,8 +118,8 @@ func settings(c *config) []setting {
 
 // loadConfig reads the environment, then the flags in args. It returns one
 // error naming the first setting that is wrong or missing.
-func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	c := &config{}
+func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
 	all := settings(c)
 	fs := flag.NewFlagSet("payworker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -125,7 +129,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		flagged[s.flag] = fs.String(s.flag, "", usage)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: payworker [flags]       run the worker\n       payworker dev [flags]   run everything in one process, no servers needed\n\nEvery flag has an environment variable; the flag wins.\n\n")
+		fmt.Fprintf(stderr, "Usage: payworker [flags]   run the worker\n       payworker version   print the version\n\nEvery flag has an environment variable; the flag wins.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -169,9 +173,18 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (*c
 		}
 		for _, one := range strings.Split(u.v, ",") {
 			if p, err := url.Parse(strings.TrimSpace(one)); err != nil || p.Scheme == "" || p.Host == "" {
-				return nil, fmt.Errorf("%s: want an absolute URL, got %q", u.name, one)
+				return nil, fmt.Errorf("%s: want an absolute URL, got %q", u.name, redactURL(one))
 			}
 		}
+	}
+	if c.ShutdownGrace < c.DinteroTimeout+5*time.Second {
+		return nil, fmt.Errorf("PAYWORKER_SHUTDOWN_GRACE (%s) must be at least DINTERO_TIMEOUT (%s) + 5s, so that a call to Dintero started before SIGTERM can finish",
+			c.ShutdownGrace, c.DinteroTimeout)
+	}
+	switch c.StreamReplicas {
+	case 1, 3, 5:
+	default:
+		return nil, fmt.Errorf("PAYWORKER_STREAM_REPLICAS: want 1, 3 or 5, got %d", c.StreamReplicas)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
@@ -199,8 +212,10 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// newLogger builds the process logger: tint for people, JSON for machines.
-func newLogger(w *os.File, level, format string) *slog.Logger {
+// NewLogger builds the process logger: tint for people, JSON for machines.
+// Every line carries service and version; the key of an error is always
+// "err", and durations are Go strings ("1.5s"), not nanoseconds.
+func NewLogger(w *os.File, level, format string) *slog.Logger {
 	l, _ := parseLevel(level)
 	if format == "auto" {
 		format = "json"
@@ -208,10 +223,21 @@ func newLogger(w *os.File, level, format string) *slog.Logger {
 			format = "text"
 		}
 	}
+	var h slog.Handler
 	if format == "text" {
 		fi, err := w.Stat()
 		noColor := err != nil || fi.Mode()&os.ModeCharDevice == 0
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: l, TimeFormat: time.TimeOnly, NoColor: noColor}))
+		h = tint.NewTextHandler(w, &tint.Options{Level: l, TimeFormat: time.TimeOnly, NoColor: noColor})
+	} else {
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: durationsAsStrings})
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(h).With("service", "payworker", "version", Version())
+}
+
+// durationsAsStrings writes time.Duration values as "1.5s".
+func durationsAsStrings(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

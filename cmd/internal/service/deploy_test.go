@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ import (
 // that are exported. TestDeployChecksCatchMistakes proves each check can fail.
 
 // repoRoot is where the deployment files are, seen from this package.
-var repoRoot = filepath.Join("..", "..")
+var repoRoot = filepath.Join("..", "..", "..")
 
 // deployFiles are the files TestDeployFilesExist requires.
 var deployFiles = []string{
@@ -87,9 +87,9 @@ func TestDeployFilesExist(t *testing.T) {
 // envProblems reports variables payworker does not read, and loads the
 // config from env as the binary would. It returns the loaded config (nil
 // when it does not load).
-func envProblems(where string, env map[string]string) (*config, []string) {
+func envProblems(where string, env map[string]string) (*Config, []string) {
 	read := map[string]bool{}
-	for _, s := range settings(&config{}) {
+	for _, s := range settings(&Config{}) {
 		read[s.env] = true
 	}
 	var problems []string
@@ -98,7 +98,7 @@ func envProblems(where string, env map[string]string) (*config, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %s is not a variable payworker reads", where, k))
 		}
 	}
-	cfg, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("%s: payworker would not start: %v", where, err))
 		return nil, problems
@@ -107,7 +107,7 @@ func envProblems(where string, env map[string]string) (*config, []string) {
 }
 
 func defaultOf(env string) string {
-	for _, s := range settings(&config{}) {
+	for _, s := range settings(&Config{}) {
 		if s.env == env {
 			return s.def
 		}

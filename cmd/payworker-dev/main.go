@@ -1,28 +1,49 @@
+// Command payworker-dev runs payworker with nothing to install: an
+// embedded NATS server with JetStream, an embedded Redis (miniredis) and the
+// Dintero sandbox, all in one process. It prints where everything listens.
+// The production binary, cmd/payworker, links none of these.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
+	"github.com/payworker/payworker/cmd/internal/service"
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/worker"
 	"github.com/payworker/payworker/worker/natstest"
 )
 
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := runDev(ctx, os.Args[1:])
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payworker-dev:", err)
+		os.Exit(1)
+	}
+}
+
 // runDev runs the worker against embedded servers: NATS with JetStream
 // (data under -dir), an in-memory Redis (miniredis) and the Dintero sandbox.
 func runDev(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("payworker dev", flag.ContinueOnError)
+	fs := flag.NewFlagSet("payworker-dev", flag.ContinueOnError)
 	dir := fs.String("dir", ".payworker-dev", "folder for the embedded NATS server's data")
 	natsPort := fs.Int("nats-port", 4223, "port of the embedded NATS server (taken: a free one is used)")
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:8099", "address of the Dintero sandbox (taken: a free port is used)")
-	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address of the health endpoints")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "address of /metrics and the health endpoints")
+	callbackAddr := fs.String("callback-addr", "127.0.0.1:8081", "address of the callback endpoint the sandbox calls")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,8 +82,9 @@ func runDev(ctx context.Context, args []string) error {
 		"DINTERO_CLIENT_SECRET":   dinterotest.DefaultClientSecret,
 		"DINTERO_API_URL":         sandboxURL,
 		"DINTERO_CALLBACK_SECRET": callbackSecret,
-		"PAYWORKER_CALLBACK_URL":  "http://" + *httpAddr + worker.CallbackPath,
+		"PAYWORKER_CALLBACK_URL":  "http://" + *callbackAddr + worker.CallbackPath,
 		"PAYWORKER_HTTP_ADDR":     *httpAddr,
+		"PAYWORKER_CALLBACK_ADDR": *callbackAddr,
 		"LOG_FORMAT":              "text",
 	}
 	getenv := func(k string) string {
@@ -71,27 +93,27 @@ func runDev(ctx context.Context, args []string) error {
 		}
 		return env[k]
 	}
-	cfg, err := loadConfig(nil, getenv, os.Stderr)
+	cfg, err := service.LoadConfig(nil, getenv, os.Stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Printf(`payworker dev: everything in one process, nothing to install.
+	fmt.Printf(`payworker-dev: everything in one process, nothing to install.
   NATS JetStream  %s  (data in %s)
-  Redis           redis://%s  (in memory)
+  Redis           %s  (in memory)
   Dintero         %s  (sandbox; ledger at %sledger)
   Health          http://%s/healthz  and  /readyz
 
-Publish a sample charge (another terminal):
-  go run ./cmd/payctl charge --nats %s --sample
-Watch the results:
-  go run ./cmd/payctl watch --nats %s
+In another terminal:
+  export NATS_URL=%s REDIS_URL=%s
+  go run ./cmd/payctl charge --sample      # publish a sample charge
+  go run ./cmd/payctl watch                # follow the results
+  go run ./cmd/payctl status <reference>   # a reference's idempotency record
 Customer-initiated sessions call back to http://%s%s
 Test cards: payment or recurrence tokens starting with %q succeed, %q and
 %q decline; see dintero/dinterotest. Stop with Ctrl-C.
 
-`, ns.URL(), filepath.Join(*dir, "nats"), mr.Addr(), sandboxURL, sandboxURL+dinterotest.AdminPrefix, *httpAddr,
-		ns.URL(), ns.URL(), *httpAddr, worker.CallbackPath, dinterotest.TokenAuthorized, dinterotest.TokenInsufficientFunds, dinterotest.TokenDoNotRetry)
-	log := newLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	return run(ctx, cfg, log)
+`, ns.URL(), filepath.Join(*dir, "nats"), env["REDIS_URL"], sandboxURL, sandboxURL+dinterotest.AdminPrefix, *httpAddr,
+		ns.URL(), env["REDIS_URL"], *callbackAddr, worker.CallbackPath, dinterotest.TokenAuthorized, dinterotest.TokenInsufficientFunds, dinterotest.TokenDoNotRetry)
+	log := service.NewLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	return service.Run(ctx, cfg, log)
 }

@@ -1,0 +1,303 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/idempotency"
+	"github.com/payworker/payworker/worker"
+)
+
+// Run connects the parts and runs the worker until ctx is cancelled. A
+// NATS or Redis that is down at start is waited for, not fatal; an HTTP
+// address that cannot be listened on, or streams and a consumer whose
+// settings break a guarantee (worker.ErrConfig), are.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	metrics := worker.NewMetrics(reg)
+
+	rdb, store, closeRedis, err := connectRedis(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+	gw, err := newDintero(cfg, metrics, log)
+	if err != nil {
+		return err
+	}
+	nc, js, closeNATS, err := connectNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+	w, err := worker.New(js, store, gw, worker.Config{
+		Consumer:       cfg.Consumer,
+		MaxInFlight:    cfg.MaxInFlight,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     cfg.MaxDeliver,
+		SkipSetup:      cfg.SkipSetup,
+		StreamReplicas: cfg.StreamReplicas,
+		ShutdownGrace:  cfg.ShutdownGrace,
+		CallbackURL:    cfg.CallbackURL,
+		Logger:         log,
+		Metrics:        metrics,
+	})
+	if err != nil {
+		return err
+	}
+	deps := dependencies(nc, w, rdb, gw, cfg)
+	stopHTTP, err := serveHTTP(cfg, log, reg, deps, js, gw, store, metrics)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	go watch(ctx, log, deps)
+
+	log.Info("payworker starting", "revision", Revision(), "nats", nc.ConnectedUrlRedacted(), "dintero", cfg.DinteroAPIURL,
+		"max_in_flight", cfg.MaxInFlight)
+	return runWorker(ctx, w, log)
+}
+
+// runWorker runs the worker, and runs it again when it stops early (NATS
+// not there yet, the consumer not bound), until ctx is cancelled. Settings
+// that break a guarantee end it: retrying would not help.
+func runWorker(ctx context.Context, w *worker.Worker, log *slog.Logger) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		started := time.Now()
+		err := w.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, worker.ErrConfig) {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			wait = time.Second // it ran fine for a while: start the backoff again
+		}
+		log.Warn("worker not running; retrying", "err", err, "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// connectRedis makes the idempotency store. Nothing is dialled yet.
+func connectRedis(cfg *Config) (*redis.Client, *idempotency.Store, func(), error) {
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("REDIS_URL %s: not a Redis URL", redactURL(cfg.RedisURL))
+	}
+	if ropts.PoolSize == 0 {
+		// Every request in flight makes two short Redis calls; a pool
+		// smaller than the in-flight limit queues them behind each other.
+		ropts.PoolSize = cfg.MaxInFlight
+	}
+	rdb := redis.NewClient(ropts)
+	// Claim and Complete of concurrent requests share round trips: one
+	// write and one read carry many scripts, for the worker and for Redis.
+	batcher, err := rdb.AutoPipeline()
+	if err != nil {
+		_ = rdb.Close()
+		return nil, nil, nil, fmt.Errorf("redis auto-pipeline: %w", err)
+	}
+	store, err := idempotency.New(rdb, idempotency.Options{
+		Prefix:    cfg.IdempotencyPrefix,
+		Retention: cfg.IdempotencyTTL,
+		Lease:     cfg.AckWait,
+		Batcher:   batcher,
+	})
+	if err != nil {
+		_ = batcher.Close()
+		_ = rdb.Close()
+		return nil, nil, nil, err
+	}
+	return rdb, store, func() { _ = batcher.Close(); _ = rdb.Close() }, nil
+}
+
+// newDintero makes the Dintero client.
+func newDintero(cfg *Config, metrics *worker.Metrics, log *slog.Logger) (*dintero.Client, error) {
+	return dintero.New(dintero.Config{
+		AccountID:     cfg.DinteroAccountID,
+		ClientID:      cfg.DinteroClientID,
+		ClientSecret:  cfg.DinteroClientSecret,
+		APIURL:        cfg.DinteroAPIURL,
+		AuthURL:       cfg.DinteroAuthURL,
+		SystemName:    "payworker",
+		SystemVersion: Version(),
+		Timeout:       cfg.DinteroTimeout,
+		Logger:        log.With("component", "dintero"),
+		Observe:       metrics.ObserveDintero,
+	})
+}
+
+// connectNATS connects to NATS, retrying forever in the background when it
+// is not there yet.
+func connectNATS(cfg *Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, func(), error) {
+	nc, err := nats.Connect(cfg.NATSURL,
+		nats.Name("payworker"),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if err != nil { // nil: we closed it ourselves
+				log.Warn("NATS disconnected", "url", c.ConnectedUrlRedacted(), "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			// A slow consumer here means messages were dropped in this
+			// process: they come back only after AckWait.
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Warn("NATS error", "subject", subject, "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("NATS_URL %s: %s", redactURL(cfg.NATSURL), redactURL(err.Error()))
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nc.Close, nil
+}
+
+// HTTP server bounds: no connection may be held open for nothing.
+const (
+	httpReadTimeout  = 10 * time.Second
+	httpWriteTimeout = 60 * time.Second // a 30 s pprof profile fits
+	httpIdleTimeout  = 30 * time.Second
+	httpMaxHeader    = 16 << 10
+)
+
+// serveHTTP listens on the HTTP address (metrics, probes, pprof when on)
+// and, when the callback endpoint is on, on the callback address (only
+// the callback). A listen failure is an error: a worker without probes
+// and metrics must not run on.
+func serveHTTP(cfg *Config, log *slog.Logger, reg *prometheus.Registry, deps []dependency, pub worker.Publisher,
+	gw *dintero.Client, store *idempotency.Store, metrics *worker.Metrics) (stop func(), err error) {
+	mux := endpoints(reg, deps, cfg.PProf)
+	var servers []*http.Server
+	stop = func() {
+		for _, srv := range servers {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = srv.Shutdown(sctx)
+			cancel()
+		}
+	}
+	if err := listen(&servers, cfg.HTTPAddr, "PAYWORKER_HTTP_ADDR", mux, log); err != nil {
+		return nil, err
+	}
+	if cfg.CallbackSecret == "" {
+		log.Info("DINTERO_CALLBACK_SECRET not set: the callback endpoint is off")
+		return stop, nil
+	}
+	cb, err := worker.NewCallbacks(pub, gw, store, worker.CallbackConfig{
+		Secret:    []byte(cfg.CallbackSecret),
+		AccountID: cfg.DinteroAccountID,
+		PublicURL: cfg.CallbackURL,
+		Logger:    log.With("component", "callbacks"),
+		Metrics:   metrics,
+	})
+	if err == nil {
+		cbMux := http.NewServeMux()
+		cbMux.Handle(worker.CallbackPath, cb)
+		err = listen(&servers, cfg.CallbackAddr, "PAYWORKER_CALLBACK_ADDR", cbMux, log)
+	}
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// listen serves h on addr, with the server bounds, and appends the server.
+func listen(servers *[]*http.Server, addr, setting string, h http.Handler, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", setting, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: httpMaxHeader}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	*servers = append(*servers, srv)
+	return nil
+}
+
+// endpoints serves /metrics, /healthz (the process is alive) and /readyz
+// (every dependency answering), and with withPProf the net/http/pprof
+// handlers under /debug/pprof/ (PAYWORKER_PPROF=true; off by default:
+// profiles expose internals).
+func endpoints(reg *prometheus.Registry, deps []dependency, withPProf bool) *http.ServeMux {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "payworker_ready",
+		Help: "1 when NATS is connected, the consumer bound, Redis answering and a Dintero token at hand.",
+	}, func() float64 {
+		if len(problems(context.Background(), deps)) > 0 {
+			return 0
+		}
+		return 1
+	}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		if p := problems(r.Context(), deps); len(p) > 0 {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			for _, line := range p {
+				fmt.Fprintln(rw, line)
+			}
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// buildInfo is payworker_build_info: 1, labelled with the version, the VCS
+// revision and the Go version, so that a dashboard shows what runs and an
+// alert can see that nothing does.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "payworker_build_info",
+		Help: "Always 1; the labels say which payworker runs.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(Version(), Revision(), runtime.Version()).Set(1)
+	return g
+}
