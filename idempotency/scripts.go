@@ -10,15 +10,16 @@ package idempotency
 // Hash fields of one record:
 //
 //	fp             request fingerprint
-//	state          "claimed" | "completed" | "released"
+//	state          "claimed" | "completed" | "released" | "parked"
 //	token          owner token of the current (or last) claim
-//	kind           1 (claim answered New) or 4 (claim answered Recovered)
+//	kind           1, 4 or 6: the answer of the claim (New, Recovered, Parked)
 //	lease_until_ms server time in ms when the lease of a claim ends (0 otherwise)
 //	attempts       how many times the reference was claimed for charging
 //	seq            stream sequence of the current owner, or of the completing message
 //	result         stored result (completed only)
 //	reopen         "1" if the completed result may be re-opened by a later claim
 //	maybe_sent     "1" if released by an owner that may have sent the charge
+//	parked         "1" while the outcome is unknown and being resolved
 //	updated_ms     server time in ms of the last change
 
 // claimSrc: KEYS[1] record key; ARGV[1] fingerprint, ARGV[2] caller token,
@@ -29,17 +30,26 @@ local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[4])
-local f = redis.call('HMGET', key, 'fp', 'state', 'token', 'lease_until_ms', 'attempts', 'seq', 'reopen', 'maybe_sent', 'kind')
+local f = redis.call('HMGET', key, 'fp', 'state', 'token', 'lease_until_ms', 'attempts', 'seq', 'reopen', 'maybe_sent', 'kind', 'parked')
 
 local function ms(n) return string.format('%.0f', n) end
 
 local function take(kind)
   local attempts = redis.call('HINCRBY', key, 'attempts', 1)
   redis.call('HSET', key, 'fp', ARGV[1], 'state', 'claimed', 'token', ARGV[2], 'kind', kind,
-    'lease_until_ms', ms(now + lease), 'seq', ARGV[3], 'reopen', '0', 'maybe_sent', '0', 'updated_ms', ms(now))
+    'lease_until_ms', ms(now + lease), 'seq', ARGV[3], 'reopen', '0', 'maybe_sent', '0', 'parked', '0', 'updated_ms', ms(now))
   redis.call('HDEL', key, 'result')
   redis.call('PEXPIRE', key, ARGV[5])
   return {kind, attempts, ARGV[3], 0, ''}
+end
+
+-- resolve takes a parked record over for a resolver: it keeps the parked
+-- request's sequence and the parked mark, and counts no charge attempt.
+local function resolve(seq)
+  redis.call('HSET', key, 'state', 'claimed', 'token', ARGV[2], 'kind', 6,
+    'lease_until_ms', ms(now + lease), 'parked', '1', 'updated_ms', ms(now))
+  redis.call('PEXPIRE', key, ARGV[5])
+  return {6, tonumber(redis.call('HGET', key, 'attempts')) or 0, seq, 0, ''}
 end
 
 if not f[1] then
@@ -63,7 +73,12 @@ if state == 'claimed' then
   if left > 0 then
     return {3, attempts, seq, left, ''}
   end
+  if f[10] == '1' then
+    return resolve(seq)
+  end
   return take(4)
+elseif state == 'parked' or (state == 'released' and f[10] == '1') then
+  return resolve(seq)
 elseif state == 'released' then
   if f[8] == '1' then
     return take(4)
@@ -111,7 +126,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', key, 'state', 'completed', 'seq', ARGV[2], 'result', ARGV[3], 'reopen', ARGV[4],
-  'maybe_sent', '0', 'lease_until_ms', '0', 'updated_ms', string.format('%.0f', now))
+  'maybe_sent', '0', 'parked', '0', 'lease_until_ms', '0', 'updated_ms', string.format('%.0f', now))
 redis.call('PEXPIRE', key, ARGV[5])
 return 1
 `
@@ -150,5 +165,28 @@ if t ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
+return 1
+`
+
+// parkSrc: KEYS[1] record key; ARGV[1] token, ARGV[2] seq, ARGV[3]
+// retention ms. Reply: 1 parked (or already parked by this token), 0 not
+// the owner.
+const parkSrc = `
+local key = KEYS[1]
+local f = redis.call('HMGET', key, 'state', 'token')
+if f[2] ~= ARGV[1] then
+  return 0
+end
+if f[1] == 'parked' then
+  return 1
+end
+if f[1] ~= 'claimed' then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', key, 'state', 'parked', 'parked', '1', 'seq', ARGV[2], 'lease_until_ms', '0',
+  'maybe_sent', '1', 'updated_ms', string.format('%.0f', now))
+redis.call('PEXPIRE', key, ARGV[3])
 return 1
 `

@@ -27,9 +27,16 @@ const (
 	// StateConflict: the reference is recorded with a different fingerprint.
 	// Never charge. The record is left untouched.
 	StateConflict
+	// StateParked: the reference's outcome is unknown and it was parked for
+	// resolution (see [Store.Park]). The caller now owns the claim but must
+	// only look the reference up, never charge: it either completes the
+	// record with what the PSP says, or parks it again. [Claim.Sequence] is
+	// the sequence of the request that parked it.
+	StateParked
 )
 
-// String returns "new", "completed", "in_progress", "recovered" or "conflict".
+// String returns "new", "completed", "in_progress", "recovered", "conflict"
+// or "parked".
 func (s State) String() string {
 	switch s {
 	case StateNew:
@@ -42,6 +49,8 @@ func (s State) String() string {
 		return "recovered"
 	case StateConflict:
 		return "conflict"
+	case StateParked:
+		return "parked"
 	}
 	return "State(" + strconv.Itoa(int(s)) + ")"
 }
@@ -72,13 +81,15 @@ const (
 	RecordClaimed   = "claimed"
 	RecordCompleted = "completed"
 	RecordReleased  = "released"
+	RecordParked    = "parked"
 )
 
 // Record is a stored idempotency record, for inspection (see [Store.Get]).
 type Record struct {
 	Reference   string
 	Fingerprint string
-	// State is RecordClaimed, RecordCompleted or RecordReleased.
+	// State is RecordClaimed, RecordCompleted, RecordReleased or
+	// RecordParked.
 	State string
 	// Owner is the first 8 characters of the token of the current (or last)
 	// owner; the full token is never exposed.
@@ -94,5 +105,8 @@ type Record struct {
 	// MaybeSent reports a claim released by an owner that may have sent the
 	// charge.
 	MaybeSent bool
+	// Parked reports a reference whose outcome is unknown and being
+	// resolved: it is never charged again while it is parked.
+	Parked bool
 	UpdatedAt time.Time
 }

@@ -58,6 +58,7 @@ type Store struct {
 	completeScript *redis.Script
 	releaseScript  *redis.Script
 	forgetScript   *redis.Script
+	parkScript     *redis.Script
 }
 
 func (o *Options) setDefaults() {
@@ -109,6 +110,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		completeScript: redis.NewScript(completeSrc),
 		releaseScript:  redis.NewScript(releaseSrc),
 		forgetScript:   redis.NewScript(forgetSrc),
+		parkScript:     redis.NewScript(parkSrc),
 	}, nil
 }
 
@@ -185,7 +187,7 @@ func (s *Store) claim(ctx context.Context, key Key, fingerprint string, seq uint
 	if err != nil {
 		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", key, err)
 	}
-	if c.State == StateNew || c.State == StateRecovered {
+	if c.State == StateNew || c.State == StateRecovered || c.State == StateParked {
 		c.Token = token
 	}
 	return c, nil
@@ -218,7 +220,7 @@ func parseClaim(vals []any) (Claim, error) {
 		Sequence:       seq,
 		LeaseRemaining: time.Duration(leftMS) * time.Millisecond,
 	}
-	if c.State < StateNew || c.State > StateConflict {
+	if c.State < StateNew || c.State > StateParked {
 		return Claim{}, fmt.Errorf("unexpected state code %d", code)
 	}
 	if c.State == StateCompleted {
@@ -321,6 +323,27 @@ func (s *Store) Forget(ctx context.Context, key Key, token string) error {
 	return nil
 }
 
+// Park marks the caller's claim parked: the reference's outcome is unknown
+// and is being resolved by lookups, and seq is the request that parked it.
+// Every later Claim with the same fingerprint is answered StateParked (so
+// nobody charges the reference again) until a resolver completes the
+// record. Parking again with the same token returns nil; a token that does
+// not own the claim gets ErrNotOwner.
+func (s *Store) Park(ctx context.Context, key Key, token string, seq uint64) error {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return err
+	}
+	n, err := s.parkScript.Run(ctx, s.rdb, []string{rk}, token, seq, s.retentionMS).Int64()
+	if err != nil {
+		return fmt.Errorf("idempotency: park %q: %w", key, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("idempotency: park %q: %w", key, ErrNotOwner)
+	}
+	return nil
+}
+
 // Lease is how long a claim stays exclusive without Extend (Options.Lease).
 func (s *Store) Lease() time.Duration { return time.Duration(s.leaseMS) * time.Millisecond }
 
@@ -355,6 +378,7 @@ func (s *Store) Get(ctx context.Context, key Key) (Record, error) {
 		Owner:       owner,
 		Reopenable:  m["reopen"] == "1",
 		MaybeSent:   m["maybe_sent"] == "1",
+		Parked:      m["parked"] == "1",
 		LeaseUntil:  msTime(m["lease_until_ms"]),
 		UpdatedAt:   msTime(m["updated_ms"]),
 	}

@@ -102,28 +102,68 @@ type Payment struct {
 	Operation          string `json:"operation"`
 }
 
-// Outcome is the final state of a request.
+// Outcome is the state a result event reports.
 type Outcome string
 
-// Outcomes of a request.
+// Final outcomes of a charge request: each request gets exactly one.
 const (
 	// OutcomeSucceeded: Dintero authorized (or captured) the charge.
 	OutcomeSucceeded Outcome = "succeeded"
 	// OutcomeDeclined: the card was declined; see Error.RetryCodes.
 	OutcomeDeclined Outcome = "declined"
-	// OutcomeFailed: payworker gave up on a technical failure; no charge
-	// was made as far as Dintero reports. The request may be sent again.
+	// OutcomeFailed: Dintero holds no charge for the reference: the request
+	// never reached it (every attempt was refused before it was sent, or
+	// it refused it for a reason retrying will not fix), or a lookup that
+	// answered found no transaction. Never "could not find out": that is
+	// OutcomeUnknown. The request may be sent again.
 	OutcomeFailed Outcome = "failed"
 	// OutcomeRejected: the request was invalid or conflicted with an
 	// earlier one; nothing was charged for it.
 	OutcomeRejected Outcome = "rejected"
 )
 
+// Non-final outcomes of a charge request, published before its final
+// result on subjects of their own; a consumer that ignores them sees one
+// final result as before.
+const (
+	// OutcomeUnknown: an attempt may have reached Dintero and Dintero
+	// cannot say yet what happened. The request is parked and looked up on
+	// a schedule (NextCheckAt); its reference is never charged again
+	// meanwhile. Show it as "processing".
+	OutcomeUnknown Outcome = "unknown"
+	// OutcomeNeedsReview: the lookups of a parked request found nothing out
+	// in the whole schedule. An operator must check Dintero's backoffice
+	// and close it (payctl resolve); it is still looked up daily.
+	OutcomeNeedsReview Outcome = "needs_review"
+	// OutcomeRetryScheduled: dunning, asked for by the publisher: the card
+	// was declined softly and the next attempt is scheduled at
+	// NextAttemptAt. Error carries the decline.
+	OutcomeRetryScheduled Outcome = "retry_scheduled"
+)
+
+// Final reports whether o ends a request: each request gets exactly one
+// result with a final outcome, and any number of non-final events first.
+func (o Outcome) Final() bool {
+	switch o {
+	case OutcomeUnknown, OutcomeNeedsReview, OutcomeRetryScheduled, OutcomeCreated:
+		return false
+	}
+	return true
+}
+
 // Error codes payworker itself puts in ResultError.Code.
 const (
 	CodeInvalidRequest = "invalid_request" // failed validation
 	CodeConflict       = "conflict"        // same merchant_reference, different body
-	CodeGaveUp         = "gave_up"         // retries exhausted
+	CodeGaveUp         = "gave_up"         // retries exhausted before anything reached Dintero
+	// CodeNotCharged: failed after a lookup that answered: Dintero holds no
+	// transaction for the reference.
+	CodeNotCharged = "not_charged"
+	// CodeOutcomeUnknown: the reason of an unknown or needs_review event.
+	CodeOutcomeUnknown = "outcome_unknown"
+	// CodeClosedByOperator: an operator closed a parked request after
+	// checking Dintero's backoffice (payctl resolve --as).
+	CodeClosedByOperator = "closed_by_operator"
 )
 
 // ChargeResult is the one final event published for each charge request.
@@ -146,6 +186,15 @@ type ChargeResult struct {
 	// record of an earlier request, without calling Dintero.
 	Duplicate   bool      `json:"duplicate"`
 	CompletedAt time.Time `json:"completed_at"`
+	// NextCheckAt is, on an unknown or needs_review event, when the
+	// reference is looked up at Dintero next.
+	NextCheckAt *time.Time `json:"next_check_at,omitempty"`
+	// Attempt is, for a request with dunning, the attempt a result is
+	// about: 1 for the first charge, 2 for the first retry, ...
+	Attempt int `json:"attempt,omitempty"`
+	// NextAttemptAt is, on a retry_scheduled event, when the next attempt
+	// is made.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 }
 
 // ResultError says why a request did not succeed.

@@ -497,7 +497,8 @@ func TestResults(t *testing.T) {
 	errNames := []string{"no error", "bare error", "full error"}
 
 	var charge []bodyCase
-	for _, o := range []messages.Outcome{messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected} {
+	for _, o := range []messages.Outcome{messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
+		messages.OutcomeUnknown, messages.OutcomeNeedsReview, messages.OutcomeRetryScheduled} {
 		for _, en := range errNames {
 			full := messages.ChargeResult{
 				MerchantReference:  "order-1",
@@ -513,6 +514,9 @@ func TestResults(t *testing.T) {
 				Attempts:           2,
 				Duplicate:          true,
 				CompletedAt:        at,
+				NextCheckAt:        &at,
+				Attempt:            3,
+				NextAttemptAt:      &at,
 			}
 			sparse := messages.ChargeResult{Outcome: o, Error: errorsByName[en]} // a rejected body without a reference
 			charge = append(charge,
@@ -630,7 +634,8 @@ func TestEnums(t *testing.T) {
 		{chargeRequest, []string{"$defs", "Payment", "properties", "operation"},
 			[]string{messages.OperationRecurringPurchase, messages.OperationUnscheduledPurchase}},
 		{chargeResult, []string{"properties", "outcome"},
-			outcomes(messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected)},
+			outcomes(messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
+				messages.OutcomeUnknown, messages.OutcomeNeedsReview, messages.OutcomeRetryScheduled)},
 		{sessionResult, []string{"properties", "outcome"},
 			outcomes(messages.OutcomeCreated, messages.OutcomeCompleted, messages.OutcomeFailed, messages.OutcomeRejected)},
 	}
