@@ -107,6 +107,6 @@ type Record struct {
 	MaybeSent bool
 	// Parked reports a reference whose outcome is unknown and being
 	// resolved: it is never charged again while it is parked.
-	Parked bool
+	Parked    bool
 	UpdatedAt time.Time
 }

@@ -49,6 +49,9 @@ func (c *chargeRequest) key() idempotency.Key { return idempotency.ChargeKey(c.r
 // reference with history it does not know of (its record lost in Redis) is
 // refused before it reaches the card, and looked up instead.
 func (c *chargeRequest) call(ctx context.Context, w *Worker, d *delivery) decision {
+	if d.resolving {
+		return w.resolveCharge(ctx, d, c)
+	}
 	if d.claim.State == idempotency.StateRecovered {
 		d.log.Info("recovering an unfinished charge: looking it up at Dintero", "claims", d.claim.Attempts)
 		if dec, found := w.lookupCharge(ctx, d, c); found {

@@ -55,6 +55,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records Prometheus metrics; nil records nothing.
 	Metrics *Metrics
+	// ResolveSchedule is the resolution schedule of a parked charge (one
+	// whose outcome is unknown): the wait before each lookup at Dintero.
+	// Default 1m, 5m, 15m, 1h, 6h, then 24h seven times (ParseSchedule
+	// reads "1m,5m,15m,1h,6h,24h*7").
+	ResolveSchedule []time.Duration
+	// ReviewEvery is how often a parked charge is still looked up once
+	// its resolution schedule is over (it then needs review). Default 24h.
+	ReviewEvery time.Duration
 	// CallbackURL, when set, is the public URL of this service's
 	// Callbacks endpoint. Session requests are then sent to Dintero with
 	// url.callback_url set to it (with report_error=true, so that failed
@@ -100,6 +108,12 @@ func (c *Config) setDefaults() {
 	if c.StreamReplicas == 0 {
 		c.StreamReplicas = 1
 	}
+	if c.ResolveSchedule == nil {
+		c.ResolveSchedule = DefaultResolveSchedule()
+	}
+	if c.ReviewEvery == 0 {
+		c.ReviewEvery = 24 * time.Hour
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +141,15 @@ func (c Config) Validate() error {
 	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
 		errs = append(errs, fmt.Errorf("StreamReplicas must be 1, 3 or 5, got %d", c.StreamReplicas))
 	}
+	for _, d := range c.ResolveSchedule {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("ResolveSchedule: every wait must be at least 1s, got %s", d))
+			break
+		}
+	}
+	if c.ReviewEvery < time.Second {
+		errs = append(errs, fmt.Errorf("ReviewEvery must be at least 1s, got %s", c.ReviewEvery))
+	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("ShutdownGrace must not be negative, got %s", c.ShutdownGrace))
 	}
@@ -135,6 +158,14 @@ func (c Config) Validate() error {
 
 // filterSubjects are the request subjects this worker's consumer takes.
 var filterSubjects = []string{messages.SubjectChargeRequest, messages.SubjectSessionRequest}
+
+// DefaultResolveSchedule is the default Config.ResolveSchedule:
+// "1m,5m,15m,1h,6h,24h*7" (as Kill Bill's Janitor and Hyperswitch's payment
+// sync do, a week and a quarter of lookups).
+func DefaultResolveSchedule() []time.Duration {
+	s, _ := ParseSchedule("1m,5m,15m,1h,6h,24h*7")
+	return s
+}
 
 // SessionsBucket is the JetStream key-value bucket where the sessions
 // created at Dintero are remembered apart from Redis.

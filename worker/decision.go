@@ -33,6 +33,9 @@ type decision struct {
 	after     time.Duration // wait at least this long (Dintero's Retry-After, another owner's lease)
 	maybeSent bool          // Dintero may hold a charge: the next attempt looks the reference up first
 	wait      bool          // another owner is on it: keep trying, never give up
+	// park: the outcome is unknown and Dintero cannot be asked now: park
+	// the request and look it up on the resolution schedule (park.go).
+	park bool
 }
 
 // finish is the decision to end a request with r.
@@ -60,6 +63,10 @@ type result struct {
 	stored bool
 	// reopenable: a later claim re-opens the record (a failed outcome).
 	reopenable bool
+	// keep, when set, is what the record keeps instead of body: the
+	// result of the request the record is kept for, when this delivery's
+	// answer is a duplicate of it.
+	keep []byte
 	// For the request's log line.
 	status, transactionID string
 }

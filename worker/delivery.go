@@ -24,11 +24,16 @@ type delivery struct {
 	trace     string // the request's valid traceparent, or ""
 	log       *slog.Logger
 
+	origin origin // what a scheduled copy says of its request (schedule.go)
+
 	req   request         // the decoded request, nil until decoded
 	key   idempotency.Key // the request's record, once decoded
 	claim idempotency.Claim
 	owned bool  // this delivery owns claim
 	lease lease // how long the claim is surely ours
+	// resolving: the request's outcome is unknown (it was parked): this
+	// delivery only looks it up, and never charges.
+	resolving bool
 
 	panicked bool // settling it panicked once already
 }
@@ -44,8 +49,20 @@ func (w *Worker) readDelivery(msg jetstream.Msg) (*delivery, error) {
 	if k == nil {
 		return nil, fmt.Errorf("no request kind is published on %s", msg.Subject())
 	}
-	return &delivery{msg: msg, kind: k, seq: meta.Sequence.Stream, delivered: meta.NumDelivered,
-		published: meta.Timestamp, trace: traceparentOf(msg.Headers()), log: w.log}, nil
+	d := &delivery{msg: msg, kind: k, seq: meta.Sequence.Stream, delivered: meta.NumDelivered,
+		published: meta.Timestamp, trace: traceparentOf(msg.Headers()), log: w.log}
+	readOrigin(d, msg.Headers())
+	d.resolving = d.origin.step > 0
+	return d, nil
+}
+
+// recordSeq is the sequence the request's record is kept under: the
+// request that parked it, while a parked record is resolved by another.
+func (d *delivery) recordSeq() uint64 {
+	if d.owned && d.claim.State == idempotency.StateParked {
+		return d.claim.Sequence
+	}
+	return d.seq
 }
 
 // attempts is how many deliveries of the request's reference reached the

@@ -85,6 +85,11 @@ func (s *fakeStore) Forget(context.Context, idempotency.Key, string) error {
 	return nil
 }
 
+func (s *fakeStore) Park(context.Context, idempotency.Key, string, uint64) error {
+	s.record("park")
+	return nil
+}
+
 func (s *fakeStore) Lease() time.Duration {
 	if s.lease == 0 {
 		return 30 * time.Second

@@ -88,8 +88,9 @@ func (w *Worker) handle(ctx context.Context, d *delivery) decision {
 		// this message answered from it. Never give up here.
 		return decision{reason: "in_progress", wait: true, after: claim.LeaseRemaining,
 			err: errors.New("the reference is being handled by another delivery")}
-	case idempotency.StateNew, idempotency.StateRecovered:
+	case idempotency.StateNew, idempotency.StateRecovered, idempotency.StateParked:
 		d.claim, d.owned = claim, true
+		d.resolving = d.resolving || claim.State == idempotency.StateParked
 		d.lease.renewed(sent, w.store.Lease())
 		return w.callDintero(ctx, d)
 	}

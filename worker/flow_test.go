@@ -245,19 +245,25 @@ func TestClaimDecisions(t *testing.T) {
 }
 
 // TestGiveUpAfterLastDelivery: a request still not finished after
-// MaxDeliver deliveries ends failed (gave_up) with a dead letter and an
-// ack; a panic counts like any other failure (issue 12 item 6).
+// MaxDeliver deliveries ends failed (gave_up) with a dead letter and an ack
+// when nothing can have reached Dintero (a 429); when something may have
+// (a panic while it held the claim, in the middle of the pay call) it is
+// parked instead, with an unknown event and a schedule, and acked: never
+// handed back forever (issue 12 item 6, issue 14).
 func TestGiveUpAfterLastDelivery(t *testing.T) {
-	for name, pay := range map[string]func(int, bool) (*dintero.Transaction, error){
-		"transient": func(int, bool) (*dintero.Transaction, error) {
+	for name, tt := range map[string]struct {
+		pay     func(int, bool) (*dintero.Transaction, error)
+		outcome messages.Outcome
+	}{
+		"not sent": {func(int, bool) (*dintero.Transaction, error) {
 			return nil, &dintero.Error{Op: dintero.OpPay, Kind: dintero.KindTransient, StatusCode: 429}
-		},
-		"panic": func(int, bool) (*dintero.Transaction, error) { panic("boom") },
+		}, messages.OutcomeFailed},
+		"panic": {func(int, bool) (*dintero.Transaction, error) { panic("boom") }, messages.OutcomeUnknown},
 	} {
 		t.Run(name, func(t *testing.T) {
 			store := &fakeStore{state: idempotency.StateNew}
 			js := &fakeJS{}
-			w := newTestWorker(store, &fakeGateway{pay: pay}, js)
+			w := newTestWorker(store, &fakeGateway{pay: tt.pay}, js)
 			for n := uint64(1); n <= 3; n++ {
 				msg := chargeMsg("order-1", "tok")
 				msg.delivered = n
@@ -270,7 +276,18 @@ func TestGiveUpAfterLastDelivery(t *testing.T) {
 					t.Fatalf("delivery %d settled %v, want [%s]", n, ops, want)
 				}
 			}
-			res := publishedCharge(t, js, messages.OutcomeFailed)
+			if tt.outcome == messages.OutcomeUnknown {
+				subjects := js.subjects()
+				if len(subjects) != 2 || !strings.HasPrefix(subjects[0], "payworker.schedule.charge.") ||
+					subjects[1] != messages.ResultSubject(messages.KindCharge, messages.OutcomeUnknown) {
+					t.Fatalf("published %v; want a schedule, then the unknown event", subjects)
+				}
+				if calls := store.log(); calls[len(calls)-1] != "park" {
+					t.Errorf("store calls %v, want the record parked", calls)
+				}
+				return
+			}
+			res := publishedCharge(t, js, tt.outcome)
 			if res.Error == nil || res.Error.Code != messages.CodeGaveUp {
 				t.Errorf("error %+v, want gave_up", res.Error)
 			}

@@ -23,6 +23,10 @@ type Metrics struct {
 	deadLetters  prometheus.Counter
 	dintero      *prometheus.HistogramVec
 	tokens       prometheus.Counter
+	parks        *prometheus.CounterVec
+	resolutions  *prometheus.CounterVec
+	reviews      prometheus.Counter
+	parkedAges   prometheus.Histogram
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -67,7 +71,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Access tokens obtained from Dintero.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.claims, m.inFlight, m.endToEnd, m.retries, m.redeliveries, m.deadLetters, m.dintero, m.tokens)
+	m.parks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_parked_total",
+		Help: "Charges parked because their outcome is unknown, by the step of the resolution schedule they were parked for (1: first parked).",
+	}, []string{"step"})
+	m.resolutions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_resolutions_total",
+		Help: "Parked charges resolved, by final outcome and by the step of the resolution schedule that resolved them (0: a request meeting a parked record).",
+	}, []string{"outcome", "step"})
+	m.reviews = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "payworker_needs_review_total",
+		Help: "Parked charges whose outcome was still unknown at the end of the resolution schedule: an operator must close them (payctl resolve).",
+	})
+	m.parkedAges = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "payworker_parked_age_seconds",
+		Help:    "Age of a parked charge (since its request was published) at each scheduled lookup.",
+		Buckets: []float64{60, 300, 900, 3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600},
+	})
+	reg.MustRegister(m.requests, m.claims, m.inFlight, m.endToEnd, m.retries, m.redeliveries, m.deadLetters, m.dintero, m.tokens,
+		m.parks, m.resolutions, m.reviews, m.parkedAges)
 	return m
 }
 
@@ -98,6 +120,8 @@ func (m *Metrics) claim(s idempotency.State) {
 		kind = "recovered"
 	case idempotency.StateInProgress:
 		kind = "in_progress"
+	case idempotency.StateParked:
+		kind = "parked"
 	}
 	m.claims.WithLabelValues(kind).Inc()
 }
@@ -134,5 +158,29 @@ func (m *Metrics) deadLettered() {
 func (m *Metrics) inflight(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
+	}
+}
+
+func (m *Metrics) parked(step int) {
+	if m != nil {
+		m.parks.WithLabelValues(strconv.Itoa(step)).Inc()
+	}
+}
+
+func (m *Metrics) resolved(outcome messages.Outcome, step int) {
+	if m != nil {
+		m.resolutions.WithLabelValues(string(outcome), strconv.Itoa(step)).Inc()
+	}
+}
+
+func (m *Metrics) needsReview() {
+	if m != nil {
+		m.reviews.Inc()
+	}
+}
+
+func (m *Metrics) parkedAge(d time.Duration) {
+	if m != nil {
+		m.parkedAges.Observe(d.Seconds())
 	}
 }

@@ -54,24 +54,27 @@ func (w *Worker) protect(ctx context.Context, d *delivery) (dec decision) {
 //
 // A result stored but not published is published again by the next
 // delivery, under the same Nats-Msg-Id; one published but not acked is
-// de-duplicated by JetStream. After the last delivery a request that is
-// not finished gets a failed result (gave_up) instead, and one whose
-// result cannot be published goes to the dead-letter stream and is
-// terminated: nothing is handed back forever.
+// de-duplicated by JetStream. A request whose outcome is unknown is
+// parked (park.go) and acked. After the last delivery a request that is not
+// finished is parked when Dintero may hold a charge for it, and gets a
+// failed result (gave_up) only when it cannot; one whose result cannot be
+// published goes to the dead-letter stream and is terminated: nothing is
+// handed back forever.
 func (w *Worker) settle(ctx context.Context, d *delivery, dec decision) {
 	last := d.delivered >= uint64(w.cfg.MaxDeliver)
 	defer w.recoverSettle(ctx, d, last)
-	if dec.result == nil && dec.term == "" && !dec.wait && last {
-		dec = w.giveUp(d, dec)
-	}
 	if dec.result == nil && dec.term == "" {
-		if d.owned {
-			if err := w.store.Release(ctx, d.key, d.claim.Token, dec.maybeSent); err != nil {
-				d.log.Warn("could not release the claim; its lease will run out", "err", err)
+		switch {
+		case dec.park, last && !dec.wait && w.mayPark(d, dec):
+			if !w.park(ctx, d, dec) {
+				return
 			}
+		case last && !dec.wait:
+			dec = w.giveUp(d, dec)
+		default:
+			w.handBack(ctx, d, dec)
+			return
 		}
-		w.nak(d, dec.reason, w.handBackDelay(d, dec))
-		return
 	}
 	if !w.record(ctx, d, dec) {
 		return
@@ -199,6 +202,17 @@ func (w *Worker) giveUp(d *delivery, dec decision) decision {
 		r = d.kind.bare(d.kind.reference(d.msg.Data()), messages.OutcomeFailed, rerr, w.now())
 	}
 	return decision{result: r, deadLetter: "gave up: " + why}
+}
+
+// handBack releases the claim (saying whether Dintero may hold a charge)
+// and hands the message back for a later delivery.
+func (w *Worker) handBack(ctx context.Context, d *delivery, dec decision) {
+	if d.owned {
+		if err := w.store.Release(ctx, d.key, d.claim.Token, dec.maybeSent); err != nil {
+			d.log.Warn("could not release the claim; its lease will run out", "err", err)
+		}
+	}
+	w.nak(d, dec.reason, w.handBackDelay(d, dec))
 }
 
 // handBackDelay is how long a message handed back waits: exponential

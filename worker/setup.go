@@ -16,8 +16,9 @@ import (
 // Minimums the JetStream setup needs.
 const (
 	// MinServerVersion is the oldest nats-server payworker runs against:
+	// it parks and schedules requests with message schedules (2.12), and
 	// its consumer takes several filter subjects (2.10).
-	MinServerVersion = "2.10.0"
+	MinServerVersion = "2.12.0"
 	// minResultsDuplicates is the shortest de-duplication window of the
 	// results stream that keeps a result republished after a crash single.
 	minResultsDuplicates = 2 * time.Minute
@@ -30,12 +31,15 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        messages.StreamRequests,
-			Description: "payworker requests (work queue: a message is removed when a worker acks it)",
-			Subjects:    []string{messages.SubjectRequests},
+			Description: "payworker requests (work queue: a message is removed when a worker acks it), and the schedules of parked and retried requests",
+			Subjects:    []string{messages.SubjectRequests, SubjectSchedules},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  10 * time.Minute,
 			Replicas:    cfg.StreamReplicas,
+			// Message schedules need roll-ups, and purges not denied.
+			AllowMsgSchedules: true,
+			AllowRollup:       true,
 		},
 		{
 			Name:        messages.StreamResults,
@@ -76,11 +80,12 @@ func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
 }
 
 // Setup creates the streams, the sessions bucket and the consumer that do
-// not exist yet, and checks those that do. It never changes one that
-// exists, so what an operator tuned (limits, replicas, placement) stands.
-// Settings that would break a guarantee stop it with an error wrapping
-// ErrConfig that says what is wrong and what it must be. It is safe to run
-// from every pod at start.
+// not exist yet, and checks those that do. It never changes what an
+// operator tuned in one that exists (limits, replicas, placement); it only
+// adds the subjects and features a newer payworker needs (the schedules'
+// subject and message schedules). Settings that would break a guarantee
+// stop it with an error wrapping ErrConfig that says what is wrong and what
+// it must be. It is safe to run from every pod at start.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -92,7 +97,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			_, err = js.CreateStream(ctx, want)
 		case err == nil:
-			err = checkStream(s.CachedInfo().Config, want)
+			if upd, changed := withNeeds(s.CachedInfo().Config, want); changed {
+				_, err = js.UpdateStream(ctx, upd)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", want.Name, err)
@@ -118,6 +125,40 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	return nil
 }
 
+// withNeeds returns have with the subjects and features of want it lacks,
+// and whether anything was added.
+func withNeeds(have, want jetstream.StreamConfig) (jetstream.StreamConfig, bool) {
+	changed := false
+	for _, subj := range want.Subjects {
+		if !anyMatches(have.Subjects, subj) {
+			have.Subjects = append(have.Subjects, subj)
+			changed = true
+		}
+	}
+	if want.AllowMsgSchedules && !have.AllowMsgSchedules {
+		have.AllowMsgSchedules, have.AllowRollup, have.DenyPurge = true, true, false
+		changed = true
+	}
+	return have, changed
+}
+
+// checkStreams refuses streams whose settings break a guarantee.
+func checkStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	for _, want := range Streams(cfg) {
+		s, err := js.Stream(ctx, want.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("stream %s: %w: it does not exist (setup is skipped)", want.Name, ErrConfig)
+		}
+		if err == nil {
+			err = checkStream(s.CachedInfo().Config, want)
+		}
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", want.Name, err)
+		}
+	}
+	return nil
+}
+
 // checkStream refuses an existing stream whose settings break a guarantee.
 func checkStream(have, want jetstream.StreamConfig) error {
 	if have.Retention != want.Retention {
@@ -127,6 +168,9 @@ func checkStream(have, want jetstream.StreamConfig) error {
 		if !anyMatches(have.Subjects, subj) {
 			return fmt.Errorf("%w: its subjects %v do not take %s", ErrConfig, have.Subjects, subj)
 		}
+	}
+	if want.AllowMsgSchedules && !have.AllowMsgSchedules {
+		return fmt.Errorf("%w: message schedules are off; they must be on (allow_msg_schedules), to park and retry requests", ErrConfig)
 	}
 	if want.Name == messages.StreamResults && have.Duplicates < minResultsDuplicates {
 		return fmt.Errorf("%w: its de-duplication window is %s; it must be at least %s, so that a result published again after a crash stays single",
@@ -175,6 +219,9 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if err := Setup(ctx, w.js, w.cfg); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkStreams(ctx, w.js, w.cfg); err != nil {
+		return nil, err
 	}
 	cons, err := w.js.Consumer(ctx, messages.StreamRequests, w.cfg.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {

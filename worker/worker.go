@@ -23,6 +23,7 @@ type Store interface {
 	Complete(ctx context.Context, key idempotency.Key, token string, seq uint64, result []byte, reopenable bool) error
 	Release(ctx context.Context, key idempotency.Key, token string, maybeSent bool) error
 	Forget(ctx context.Context, key idempotency.Key, token string) error
+	Park(ctx context.Context, key idempotency.Key, token string, seq uint64) error
 	// Lease is how long a claim stays exclusive without Extend.
 	Lease() time.Duration
 }
