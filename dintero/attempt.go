@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
 const (
@@ -50,6 +49,9 @@ type request struct {
 	bearer bool // send the cached access token
 	basic  bool // send client credentials (token endpoint)
 	pay    bool // moves money: once sent, failures are unknown outcomes
+	// fence, when set, is asked right before each attempt is sent; an
+	// error ends the call with nothing sent (see WithFence).
+	fence func(context.Context) error
 }
 
 // response is a fully read, size-capped HTTP response.
@@ -63,6 +65,11 @@ type response struct {
 // attempt performs one HTTP exchange with its own deadline and classifies
 // its failure. A nil *Error means a 2xx response whose body was read.
 func (c *Client) attempt(ctx context.Context, rq *request, token string, n int) (*response, *Error) {
+	if rq.fence != nil {
+		if err := rq.fence(ctx); err != nil {
+			return nil, &Error{Op: rq.op, Kind: KindTransient, Err: err, fenced: true}
+		}
+	}
 	actx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, errAttemptTimeout)
 	defer cancel()
 
@@ -161,7 +168,7 @@ func (c *Client) statusError(rq *request, res *response, token string) *Error {
 		RetryAfter: parseRetryAfter(res.header.Get("Retry-After"), c.now())}
 	var eb ErrorBody
 	if len(res.body) > 0 && json.Unmarshal(res.body, &eb) == nil {
-		e.Code = eb.Error.Code
+		e.Code = scrubCode(eb.Error.Code)
 		e.Message = c.scrub(eb.Error.Message, rq.body, token)
 	}
 	s := res.status
@@ -176,6 +183,8 @@ func (c *Client) statusError(rq *request, res *response, token string) *Error {
 		e.Kind = KindUnknownOutcome
 	case s >= 500:
 		e.Kind = KindTransient
+	case s == http.StatusBadRequest || s == http.StatusUnprocessableEntity:
+		e.Kind = KindInvalid
 	case s >= 400:
 		e.Kind = KindPermanent
 	case rq.pay:
@@ -248,69 +257,6 @@ func requestID(h http.Header) string {
 		}
 	}
 	return ""
-}
-
-// scrub removes every secret the client knows of from a server-supplied
-// message: the client secret, the access token and any card token in the
-// request body. Dintero's messages should never echo them; this makes sure.
-func (c *Client) scrub(msg string, reqBody []byte, token string) string {
-	if msg == "" {
-		return ""
-	}
-	secrets := []string{c.cfg.ClientSecret, token}
-	if cached := c.tokens.current(); cached != "" {
-		secrets = append(secrets, cached)
-	}
-	secrets = append(secrets, cardTokens(reqBody)...)
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			msg = strings.ReplaceAll(msg, s, "[REDACTED]")
-		}
-	}
-	return truncate(msg, maxMessageLen)
-}
-
-// cardTokens returns the string values of payment_token and
-// recurrence_token anywhere in a JSON body.
-func cardTokens(body []byte) []string {
-	if len(body) == 0 {
-		return nil
-	}
-	var v any
-	if json.Unmarshal(body, &v) != nil {
-		return nil
-	}
-	var out []string
-	var walk func(any)
-	walk = func(v any) {
-		switch t := v.(type) {
-		case map[string]any:
-			for k, x := range t {
-				if s, ok := x.(string); ok && strings.HasSuffix(k, "_token") {
-					out = append(out, s)
-					continue
-				}
-				walk(x)
-			}
-		case []any:
-			for _, x := range t {
-				walk(x)
-			}
-		}
-	}
-	walk(v)
-	return out
-}
-
-// truncate shortens s to at most n bytes without splitting a rune.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 func (c *Client) logAttempt(ctx context.Context, rq *request, n int, start time.Time, status int, reqID string, e *Error) {

@@ -40,9 +40,10 @@ type Client struct {
 	log  *slog.Logger
 	now  func() time.Time // replaced in tests
 
-	tokenURL  string
-	tokenBody []byte
-	payHeader http.Header // the headers of every PaySession call; never modified
+	tokenURL        string
+	tokenBody       []byte
+	payHeader       http.Header // the headers of a PaySession call; never modified
+	strictPayHeader http.Header // the same with strict-merchant-reference
 
 	tokens tokenCache
 	flight singleflight.Group
@@ -51,10 +52,13 @@ type Client struct {
 // New validates cfg, applies its defaults and returns a Client. The error
 // wraps ErrInvalidConfig and names the offending field.
 func New(cfg Config) (*Client, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Validate checked that both parse.
+	cfg.APIURL, _ = normalizeBaseURL(cfg.APIURL)
+	cfg.AuthURL, _ = normalizeBaseURL(cfg.AuthURL)
 	c := &Client{
 		cfg:  cfg,
 		http: cfg.HTTPClient,
@@ -68,6 +72,7 @@ func New(cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.tokenURL = cfg.AuthURL + "/v1/accounts/" + url.PathEscape(cfg.AccountID) + "/auth/token"
+	var err error
 	c.tokenBody, err = json.Marshal(struct {
 		GrantType string `json:"grant_type"`
 		Audience  string `json:"audience"`
@@ -77,6 +82,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.payHeader = c.jsonHeaders()
 	c.payHeader.Set(headerFeatureToggles, ToggleStrictSuccessMerchantReference)
+	c.strictPayHeader = c.jsonHeaders()
+	c.strictPayHeader.Set(headerFeatureToggles, ToggleStrictMerchantReference)
 	return c, nil
 }
 
@@ -126,18 +133,24 @@ func newHTTPClient() *http.Client {
 //
 // Only errors that prove the request was not processed (connection not
 // established, 429) are retried inside PaySession.
-func (c *Client) PaySession(ctx context.Context, body []byte) (*Transaction, error) {
+func (c *Client) PaySession(ctx context.Context, body []byte, opts ...CallOption) (*Transaction, error) {
 	if err := checkBody(OpPay, body); err != nil {
 		return nil, err
+	}
+	o := applyOptions(opts)
+	header := c.payHeader // attempt copies it into each http.Request
+	if o.strict {
+		header = c.strictPayHeader
 	}
 	res, err := c.do(ctx, &request{
 		op:     OpPay,
 		method: http.MethodPost,
 		url:    c.cfg.APIURL + "/v1/sessions/pay",
-		header: c.payHeader, // attempt copies it into each http.Request
+		header: header,
 		body:   body,
 		bearer: true,
 		pay:    true,
+		fence:  o.fence,
 	})
 	if err != nil {
 		return nil, err
@@ -150,14 +163,14 @@ func (c *Client) PaySession(ctx context.Context, body []byte) (*Transaction, err
 		c.logUnknown(ctx, e)
 		return nil, e
 	}
+	c.scrubTransaction(tx, body)
 	switch {
 	case Succeeded(tx.Status):
 		return tx, nil
 	case Declined(tx.Status):
 		e := &Error{Op: OpPay, Kind: KindDeclined, StatusCode: res.status, RequestID: res.requestID, Transaction: tx}
 		if le := tx.LastError(); le != nil {
-			e.Code = le.Code
-			e.Message = c.scrub(le.Message, body, "")
+			e.Code, e.Message = le.Code, le.Message // scrubbed with tx
 			if e.Code == "" && len(le.Type) > 0 {
 				e.Code = le.Type[0]
 			}
@@ -175,10 +188,11 @@ func (c *Client) PaySession(ctx context.Context, body []byte) (*Transaction, err
 // profile (POST /v1/sessions-profile). body is sent unchanged. Creating a
 // session moves no money, so transient failures (including 5xx and
 // timeouts) are retried.
-func (c *Client) CreateSessionProfile(ctx context.Context, body []byte) (*SessionCreated, error) {
+func (c *Client) CreateSessionProfile(ctx context.Context, body []byte, opts ...CallOption) (*SessionCreated, error) {
 	if err := checkBody(OpCreateSession, body); err != nil {
 		return nil, err
 	}
+	o := applyOptions(opts)
 	res, err := c.do(ctx, &request{
 		op:     OpCreateSession,
 		method: http.MethodPost,
@@ -186,6 +200,7 @@ func (c *Client) CreateSessionProfile(ctx context.Context, body []byte) (*Sessio
 		header: c.jsonHeaders(),
 		body:   body,
 		bearer: true,
+		fence:  o.fence,
 	})
 	if err != nil {
 		return nil, err
@@ -201,15 +216,29 @@ func (c *Client) CreateSessionProfile(ctx context.Context, body []byte) (*Sessio
 	return sc, nil
 }
 
-// GetTransaction fetches one transaction (GET /v1/transactions/{id}).
-func (c *Client) GetTransaction(ctx context.Context, id string) (*Transaction, error) {
+// Includes for GetTransaction.
+const (
+	// IncludePaymentToken asks for card.payment_token on a transaction.
+	IncludePaymentToken = "card.payment_token"
+	// IncludeRecurrenceToken asks for card.recurrence_token.
+	IncludeRecurrenceToken = "card.recurrence_token"
+)
+
+// GetTransaction fetches one transaction (GET /v1/transactions/{id}), with
+// the includes asked for (IncludePaymentToken, IncludeRecurrenceToken): a
+// caller can then compare the card a transaction used with a request's.
+func (c *Client) GetTransaction(ctx context.Context, id string, includes ...string) (*Transaction, error) {
 	if id == "" {
 		return nil, &Error{Op: OpGetTransaction, Kind: KindPermanent, Message: "empty transaction id"}
+	}
+	u := c.cfg.APIURL + "/v1/transactions/" + url.PathEscape(id)
+	if len(includes) > 0 {
+		u += "?" + url.Values{"includes": includes}.Encode()
 	}
 	res, err := c.do(ctx, &request{
 		op:     OpGetTransaction,
 		method: http.MethodGet,
-		url:    c.cfg.APIURL + "/v1/transactions/" + url.PathEscape(id),
+		url:    u,
 		header: c.baseHeaders(),
 		bearer: true,
 	})
@@ -221,6 +250,7 @@ func (c *Client) GetTransaction(ctx context.Context, id string) (*Transaction, e
 		return nil, &Error{Op: OpGetTransaction, Kind: KindPermanent, StatusCode: res.status, RequestID: res.requestID,
 			Err: fmt.Errorf("decoding transaction: %w", err)}
 	}
+	c.scrubTransaction(tx, nil)
 	return tx, nil
 }
 
@@ -264,6 +294,7 @@ func (c *Client) TransactionsByMerchantReference(ctx context.Context, ref string
 		}
 		for _, tx := range txs {
 			if tx.MerchantReference == ref {
+				c.scrubTransaction(&tx, nil)
 				out = append(out, tx)
 			}
 		}

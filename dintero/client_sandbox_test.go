@@ -151,7 +151,7 @@ func TestSandboxTestCards(t *testing.T) {
 		{"insufficient funds", dinterotest.TokenInsufficientFunds + "1", dintero.KindDeclined, dintero.StatusFailed, "INSUFFICIENT_FUNDS", dintero.RetryAfterDelay, 200},
 		{"do not retry", dinterotest.TokenDoNotRetry + "1", dintero.KindDeclined, dintero.StatusDeclined, "DECLINED", dintero.RetryDoNotRetry, 200},
 		{"expired card", dinterotest.TokenExpiredCard + "1", dintero.KindDeclined, dintero.StatusFailed, "EXPIRED_CARD", dintero.RetryDoNotRetry, 200},
-		{"unknown token", "tok_live_unknown_4242", dintero.KindPermanent, "", "INVALID_PAYMENT_TOKEN", "", 400},
+		{"unknown token", "tok_live_unknown_4242", dintero.KindInvalid, "", "INVALID_PAYMENT_TOKEN", "", 400},
 	}
 	ctx := context.Background()
 	for _, tt := range tests {
@@ -212,8 +212,8 @@ func TestSandboxStrictSuccessDuplicate(t *testing.T) {
 	// ...a success does.
 	tx, err := c.PaySession(ctx, payBody(t, dinterotest.TokenAuthorized+"b", ref))
 	var e *dintero.Error
-	if tx != nil || err == nil || !asErr(err, &e) || !e.DuplicateReference() || e.Kind != dintero.KindPermanent {
-		t.Fatalf("second success = %+v, %v; want a DuplicateReference permanent error", tx, err)
+	if tx != nil || err == nil || !asErr(err, &e) || !e.DuplicateReference() || e.Kind != dintero.KindInvalid {
+		t.Fatalf("second success = %+v, %v; want a DuplicateReference invalid error", tx, err)
 	}
 	if got := ledgerFor(sb, ref); len(got) != 1 || got[0].TransactionID != first.ID {
 		t.Errorf("ledger = %+v; want exactly the first charge", got)

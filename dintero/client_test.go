@@ -72,12 +72,12 @@ func TestErrorKindMapping(t *testing.T) {
 		wantCalls  int64 // API requests; MaxAttempts is 3
 		check      func(t *testing.T, e *Error)
 	}{
-		{name: "pay 400", op: OpPay, wantKind: KindPermanent, wantStatus: 400, wantCode: "INVALID_REQUEST", wantCalls: 1},
+		{name: "pay 400", op: OpPay, wantKind: KindInvalid, wantStatus: 400, wantCode: "INVALID_REQUEST", wantCalls: 1},
 		{name: "pay 403", op: OpPay, wantKind: KindPermanent, wantStatus: 403, wantCode: "FORBIDDEN", wantCalls: 1},
 		{name: "pay 409", op: OpPay, wantKind: KindPermanent, wantStatus: 409, wantCode: "CONFLICT", wantCalls: 1},
 		{name: "get 404", op: OpGetTransaction, wantKind: KindPermanent, wantStatus: 404, wantCode: "NOT_FOUND", wantCalls: 1},
-		{name: "list 400", op: OpListTransactions, wantKind: KindPermanent, wantStatus: 400, wantCode: "BAD", wantCalls: 1},
-		{name: "create 422", op: OpCreateSession, wantKind: KindPermanent, wantStatus: 422, wantCode: "UNPROCESSABLE", wantCalls: 1},
+		{name: "list 400", op: OpListTransactions, wantKind: KindInvalid, wantStatus: 400, wantCode: "BAD", wantCalls: 1},
+		{name: "create 422", op: OpCreateSession, wantKind: KindInvalid, wantStatus: 422, wantCode: "UNPROCESSABLE", wantCalls: 1},
 		{name: "pay 500 never retried", op: OpPay, wantKind: KindUnknownOutcome, wantStatus: 500, wantCode: "INTERNAL", wantCalls: 1},
 		{name: "pay 502 never retried", op: OpPay, wantKind: KindUnknownOutcome, wantStatus: 502, wantCode: "BAD_GATEWAY", wantCalls: 1},
 		{name: "pay 503 never retried", op: OpPay, wantKind: KindUnknownOutcome, wantStatus: 503, wantCode: "UNAVAILABLE", wantCalls: 1},
@@ -258,7 +258,7 @@ func TestPayOutcomes(t *testing.T) {
 		{"initiated", 200, Transaction{ID: "x", Status: StatusInitiated}, KindUnknownOutcome, "", true},
 		{"no status", 200, map[string]any{"id": "x"}, KindUnknownOutcome, "", true},
 		{"not json", 200, "<<not a transaction>>", KindUnknownOutcome, "", false},
-		{"duplicate reference", 400, ErrorBody{Error: ErrorDetail{Code: CodeDuplicateMerchantReference, Message: "dup"}}, KindPermanent, CodeDuplicateMerchantReference, false},
+		{"duplicate reference", 400, ErrorBody{Error: ErrorDetail{Code: CodeDuplicateMerchantReference, Message: "dup"}}, KindInvalid, CodeDuplicateMerchantReference, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Defaults applied by New to zero-valued Config and RetryConfig fields.
+// Defaults of the zero-valued Config and RetryConfig fields.
 const (
 	DefaultAPIURL          = "https://checkout.dintero.com"
 	DefaultTimeout         = 30 * time.Second
@@ -143,74 +143,84 @@ func configError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
 }
 
-// withDefaults validates cfg and returns a copy with defaults applied.
-func (c Config) withDefaults() (Config, error) {
-	if c.AccountID == "" {
-		return c, configError("AccountID", "required")
-	}
-	if !accountIDPattern.MatchString(c.AccountID) {
-		return c, configError("AccountID", "%q does not match %s", c.AccountID, accountIDPattern)
-	}
-	if c.ClientID == "" {
-		return c, configError("ClientID", "required")
-	}
-	if c.ClientSecret == "" {
-		return c, configError("ClientSecret", "required")
-	}
+// setDefaults fills in the zero fields that have a default.
+func (c *Config) setDefaults() {
 	if c.APIURL == "" {
 		c.APIURL = DefaultAPIURL
 	}
-	api, err := normalizeBaseURL(c.APIURL)
-	if err != nil {
-		return c, configError("APIURL", "%v", err)
-	}
-	c.APIURL = api
 	if c.AuthURL == "" {
 		c.AuthURL = c.APIURL
 	}
-	auth, err := normalizeBaseURL(c.AuthURL)
-	if err != nil {
-		return c, configError("AuthURL", "%v", err)
-	}
-	c.AuthURL = auth
-	if !validHeaderValue(c.SystemName) {
-		return c, configError("SystemName", "contains control characters")
-	}
-	if !validHeaderValue(c.SystemVersion) {
-		return c, configError("SystemVersion", "contains control characters")
-	}
-
-	durations := []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
 	}{
-		{"Timeout", &c.Timeout, DefaultTimeout},
-		{"RefreshBefore", &c.RefreshBefore, 0}, // 0: computed per token
-		{"Retry.InitialInterval", &c.Retry.InitialInterval, DefaultInitialInterval},
-		{"Retry.MaxInterval", &c.Retry.MaxInterval, DefaultMaxInterval},
-		{"Retry.MaxElapsedTime", &c.Retry.MaxElapsedTime, DefaultMaxElapsedTime},
-		{"Retry.MaxRetryAfter", &c.Retry.MaxRetryAfter, DefaultMaxRetryAfter},
-	}
-	for _, d := range durations {
-		if *d.v < 0 {
-			return c, configError(d.name, "must not be negative (got %s)", *d.v)
-		}
+		{&c.Timeout, DefaultTimeout},
+		{&c.Retry.InitialInterval, DefaultInitialInterval},
+		{&c.Retry.MaxInterval, DefaultMaxInterval},
+		{&c.Retry.MaxElapsedTime, DefaultMaxElapsedTime},
+		{&c.Retry.MaxRetryAfter, DefaultMaxRetryAfter},
+	} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
-	if c.Retry.MaxInterval < c.Retry.InitialInterval {
-		return c, configError("Retry.MaxInterval", "%s is below Retry.InitialInterval %s",
-			c.Retry.MaxInterval, c.Retry.InitialInterval)
-	}
-	if c.Retry.MaxAttempts < 0 {
-		return c, configError("Retry.MaxAttempts", "must not be negative (got %d)", c.Retry.MaxAttempts)
-	}
 	if c.Retry.MaxAttempts == 0 {
 		c.Retry.MaxAttempts = DefaultMaxAttempts
 	}
-	return c, nil
+}
+
+// Validate reports the first problem of a Config whose defaults are filled
+// in (New does both); the error wraps ErrInvalidConfig, names the field and
+// never shows a secret.
+func (c Config) Validate() error {
+	if c.AccountID == "" {
+		return configError("AccountID", "required")
+	}
+	if !accountIDPattern.MatchString(c.AccountID) {
+		return configError("AccountID", "%q does not match %s", c.AccountID, accountIDPattern)
+	}
+	if c.ClientID == "" {
+		return configError("ClientID", "required")
+	}
+	if c.ClientSecret == "" {
+		return configError("ClientSecret", "required")
+	}
+	if _, err := normalizeBaseURL(c.APIURL); err != nil {
+		return configError("APIURL", "%v", err)
+	}
+	if _, err := normalizeBaseURL(c.AuthURL); err != nil {
+		return configError("AuthURL", "%v", err)
+	}
+	if !validHeaderValue(c.SystemName) {
+		return configError("SystemName", "contains control characters")
+	}
+	if !validHeaderValue(c.SystemVersion) {
+		return configError("SystemVersion", "contains control characters")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Timeout", c.Timeout},
+		{"RefreshBefore", c.RefreshBefore},
+		{"Retry.InitialInterval", c.Retry.InitialInterval},
+		{"Retry.MaxInterval", c.Retry.MaxInterval},
+		{"Retry.MaxElapsedTime", c.Retry.MaxElapsedTime},
+		{"Retry.MaxRetryAfter", c.Retry.MaxRetryAfter},
+	} {
+		if d.v < 0 {
+			return configError(d.name, "must not be negative (got %s)", d.v)
+		}
+	}
+	if c.Retry.MaxInterval < c.Retry.InitialInterval {
+		return configError("Retry.MaxInterval", "%s is below Retry.InitialInterval %s",
+			c.Retry.MaxInterval, c.Retry.InitialInterval)
+	}
+	if c.Retry.MaxAttempts < 0 {
+		return configError("Retry.MaxAttempts", "must not be negative (got %d)", c.Retry.MaxAttempts)
+	}
+	return nil
 }
 
 func normalizeBaseURL(raw string) (string, error) {

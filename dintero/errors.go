@@ -24,12 +24,18 @@ const (
 	// DECLINED or AUTHORIZATION_VOIDED). Final for this attempt; follow
 	// the retry policy on Error.Transaction.
 	KindDeclined
-	// KindPermanent: the request was rejected (400, 403, 404, other 4xx);
-	// repeating it unchanged will fail again.
+	// KindPermanent: Dintero refused the call for a reason that is not the
+	// request's body (403, 404, 409 and other 4xx, an answer that cannot be
+	// decoded); repeating it unchanged will fail again.
 	KindPermanent
 	// KindAuth: the credentials or account are wrong (token endpoint
 	// refused them, or the API answered 401 twice).
 	KindAuth
+	// KindInvalid: Dintero refused the request as invalid (400 or 422).
+	// On a payment under a strict merchant-reference toggle this is also
+	// how a reused merchant_reference is refused (see DuplicateReference):
+	// a caller that cannot tell should look the reference up.
+	KindInvalid
 )
 
 // String returns the kind's snake_case name.
@@ -45,6 +51,8 @@ func (k Kind) String() string {
 		return "permanent"
 	case KindAuth:
 		return "auth"
+	case KindInvalid:
+		return "invalid"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -87,8 +95,10 @@ type Error struct {
 	// the transaction in an unexpected status for a 200 KindUnknownOutcome.
 	Transaction *Transaction
 	// Err is the underlying cause (network error, context error, decode
-	// error), if any.
+	// error, the error of a fence; see WithFence), if any.
 	Err error
+
+	fenced bool // a fence stopped the call before anything was sent
 }
 
 // Error formats the error, e.g.
@@ -129,12 +139,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// DuplicateReference reports whether Dintero refused the payment because a
-// successful charge with the same merchant_reference exists (400 with code
-// DUPLICATE_MERCHANT_REFERENCE under strict-success-merchant-reference).
+// DuplicateReference reports whether Dintero refused the payment because
+// the merchant_reference was used before (400 with code
+// DUPLICATE_MERCHANT_REFERENCE under a strict merchant-reference toggle).
 // The caller should look that charge up instead of charging again.
+// Dintero does not document the code; a 400 without it may still be one.
 func (e *Error) DuplicateReference() bool {
-	return e != nil && e.StatusCode == 400 && e.Code == CodeDuplicateMerchantReference
+	return e != nil && e.Kind == KindInvalid && e.Code == CodeDuplicateMerchantReference
 }
 
 // RetryPolicy returns the retry advice of a declined transaction

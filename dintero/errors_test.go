@@ -90,9 +90,9 @@ func TestDuplicateReference(t *testing.T) {
 		err  *Error
 		want bool
 	}{
-		{"duplicate", &Error{StatusCode: 400, Code: CodeDuplicateMerchantReference}, true},
-		{"other 400", &Error{StatusCode: 400, Code: "INVALID"}, false},
-		{"code on 500", &Error{StatusCode: 500, Code: CodeDuplicateMerchantReference}, false},
+		{"duplicate", &Error{StatusCode: 400, Kind: KindInvalid, Code: CodeDuplicateMerchantReference}, true},
+		{"other 400", &Error{StatusCode: 400, Kind: KindInvalid, Code: "INVALID"}, false},
+		{"code on 500", &Error{StatusCode: 500, Kind: KindUnknownOutcome, Code: CodeDuplicateMerchantReference}, false},
 		{"nil", nil, false},
 	}
 	for _, tt := range tests {

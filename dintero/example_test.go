@@ -47,7 +47,7 @@ func ExampleClient_PaySession() {
 			fmt.Println(ref, "unknown: TransactionsByMerchantReference before charging again")
 		case dintero.KindOf(err) == dintero.KindTransient:
 			fmt.Println(ref, "try again later")
-		default: // KindPermanent, KindAuth
+		default: // KindInvalid, KindPermanent, KindAuth
 			fmt.Println(ref, "rejected:", dintero.KindOf(err))
 		}
 	}
@@ -59,5 +59,5 @@ func ExampleClient_PaySession() {
 	// order-1 charged: AUTHORIZED
 	// order-1 already charged; look it up
 	// order-2 declined: DECLINED [DO_NOT_RETRY]
-	// order-3 rejected: permanent
+	// order-3 rejected: invalid
 }

@@ -93,7 +93,7 @@ func checkErr(t *testing.T, err error) {
 	if err == nil {
 		return
 	}
-	if k := dintero.KindOf(err); k < dintero.KindTransient || k > dintero.KindAuth {
+	if k := dintero.KindOf(err); k < dintero.KindTransient || k > dintero.KindInvalid {
 		t.Fatalf("error without a kind: %v", err)
 	}
 	for _, secret := range []string{"fuzz-client-secret", "fuzz-access-token", "fuzz-card-token"} {

@@ -44,7 +44,7 @@ func (c *Client) do(ctx context.Context, rq *request) (*response, error) {
 		if e.Kind == KindUnknownOutcome {
 			c.logUnknown(ctx, e)
 		}
-		if e.Op != rq.op || e.Kind != KindTransient {
+		if e.Op != rq.op || e.Kind != KindTransient || e.fenced {
 			return nil, e
 		}
 		if err := ctx.Err(); err != nil {

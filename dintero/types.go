@@ -89,14 +89,34 @@ type Transaction struct {
 	Success *bool `json:"success,omitempty"`
 }
 
-// Card is the card summary on a transaction. Token fields are only present
-// when explicitly requested with includes=card.payment_token.
+// Card is the card summary on a transaction. The token fields are present
+// only when asked for (GetTransaction with IncludePaymentToken or
+// IncludeRecurrenceToken). They are secrets: String, GoString and LogValue
+// leave them out.
 type Card struct {
-	Brand      string `json:"brand,omitempty"`
-	MaskedPAN  string `json:"masked_pan,omitempty"`
-	ExpiryDate string `json:"expiry_date,omitempty"`
-	Type       string `json:"type,omitempty"`
-	Country    string `json:"country,omitempty"`
+	Brand             string `json:"brand,omitempty"`
+	MaskedPAN         string `json:"masked_pan,omitempty"`
+	ExpiryDate        string `json:"expiry_date,omitempty"`
+	Type              string `json:"type,omitempty"`
+	Country           string `json:"country,omitempty"`
+	PaymentToken      string `json:"payment_token,omitempty"`
+	PaymentTokenID    string `json:"payment_token_id,omitempty"`
+	RecurrenceToken   string `json:"recurrence_token,omitempty"`
+	RecurrenceTokenID string `json:"recurrence_token_id,omitempty"`
+}
+
+// String describes the card without its tokens.
+func (c Card) String() string {
+	return fmt.Sprintf("dintero.Card{Brand:%q MaskedPAN:%q ExpiryDate:%q Type:%q Country:%q}",
+		c.Brand, c.MaskedPAN, c.ExpiryDate, c.Type, c.Country)
+}
+
+// GoString is like String, for %#v.
+func (c Card) GoString() string { return c.String() }
+
+// LogValue logs the card without its tokens.
+func (c Card) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("brand", c.Brand), slog.String("masked_pan", c.MaskedPAN))
 }
 
 // TransactionEvent is one entry of Transaction.events.

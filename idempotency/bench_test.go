@@ -26,11 +26,11 @@ func BenchmarkClaimComplete(b *testing.B) {
 	for b.Loop() {
 		i++
 		ref := "bench-" + strconv.Itoa(i)
-		c, err := s.Claim(ctx, ref, "fingerprint", uint64(i))
+		c, err := s.Claim(ctx, ChargeKey(ref), "fingerprint", uint64(i))
 		if err != nil || c.State != StateNew {
 			b.Fatalf("Claim = %+v, %v", c, err)
 		}
-		if err := s.Complete(ctx, ref, c.Token, uint64(i), benchResult, false); err != nil {
+		if err := s.Complete(ctx, ChargeKey(ref), c.Token, uint64(i), benchResult, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -51,12 +51,12 @@ func BenchmarkClaimCompleteParallel(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			ref := "bench-" + strconv.FormatUint(i, 10)
-			c, err := s.Claim(ctx, ref, "fingerprint", i)
+			c, err := s.Claim(ctx, ChargeKey(ref), "fingerprint", i)
 			if err != nil || c.State != StateNew {
 				b.Errorf("Claim = %+v, %v", c, err)
 				return
 			}
-			if err := s.Complete(ctx, ref, c.Token, i, benchResult, false); err != nil {
+			if err := s.Complete(ctx, ChargeKey(ref), c.Token, i, benchResult, false); err != nil {
 				b.Error(err)
 				return
 			}
@@ -73,16 +73,16 @@ func BenchmarkClaimCompleted(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := s.Claim(ctx, "done", "fingerprint", 1)
+	c, err := s.Claim(ctx, ChargeKey("done"), "fingerprint", 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.Complete(ctx, "done", c.Token, 1, benchResult, false); err != nil {
+	if err := s.Complete(ctx, ChargeKey("done"), c.Token, 1, benchResult, false); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := s.Claim(ctx, "done", "fingerprint", 2)
+		c, err := s.Claim(ctx, ChargeKey("done"), "fingerprint", 2)
 		if err != nil || c.State != StateCompleted {
 			b.Fatalf("Claim = %+v, %v", c, err)
 		}
@@ -113,12 +113,12 @@ func BenchmarkClaimCompleteAutoPipeline(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			ref := "bench-" + strconv.FormatUint(i, 10)
-			c, err := s.Claim(ctx, ref, "fingerprint", i)
+			c, err := s.Claim(ctx, ChargeKey(ref), "fingerprint", i)
 			if err != nil || c.State != StateNew {
 				b.Errorf("Claim = %+v, %v", c, err)
 				return
 			}
-			if err := s.Complete(ctx, ref, c.Token, i, benchResult, false); err != nil {
+			if err := s.Complete(ctx, ChargeKey(ref), c.Token, i, benchResult, false); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1,6 +1,15 @@
-// Package idempotency is a Redis idempotency store keyed on a charge's
+// Package idempotency is a Redis idempotency store keyed on a request's
 // merchant reference. Every operation is one atomic Lua script on one Redis
-// hash (key Prefix+reference), run with EVALSHA (EVAL the first time).
+// hash, run with EVALSHA (EVAL the first time).
+//
+// # Keys
+//
+// Each kind of request has a key space of its own ([Charges], [Sessions]),
+// and so do callback deliveries: the Redis key is Prefix + space + ":" +
+// reference ("payworker:idem:charge:order-1", "payworker:idem:session:
+// order-1", "payworker:idem:delivery:<id>"). Space names hold no colon, so
+// no reference can reach another kind's record. Every script touches one
+// key, so the store runs on Redis Cluster as it does on one node.
 //
 // # Protocol
 //

@@ -28,28 +28,28 @@ func Example() {
 	}
 
 	// First delivery: the reference is new, charge it.
-	c, err := store.Claim(ctx, "sub-42-2026-08", "sha256-of-body", 17)
+	c, err := store.Claim(ctx, idempotency.ChargeKey("sub-42-2026-08"), "sha256-of-body", 17)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(c.State, c.Attempts)
 
-	// ... charge, calling store.Extend(ctx, ref, c.Token) every ~10s ...
+	// ... charge, calling store.Extend(ctx, idempotency.ChargeKey(ref), c.Token) every ~10s ...
 
 	// Store the outcome before publishing it, then publish, then ack.
-	if err := store.Complete(ctx, "sub-42-2026-08", c.Token, 17, []byte(`{"outcome":"succeeded"}`), false); err != nil {
+	if err := store.Complete(ctx, idempotency.ChargeKey("sub-42-2026-08"), c.Token, 17, []byte(`{"outcome":"succeeded"}`), false); err != nil {
 		log.Fatal(err)
 	}
 
 	// A redelivery gets the stored result to republish.
-	again, err := store.Claim(ctx, "sub-42-2026-08", "sha256-of-body", 18)
+	again, err := store.Claim(ctx, idempotency.ChargeKey("sub-42-2026-08"), "sha256-of-body", 18)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(again.State, again.Sequence, string(again.Result))
 
 	// The same reference with another body is a conflict.
-	other, err := store.Claim(ctx, "sub-42-2026-08", "sha256-of-another-body", 19)
+	other, err := store.Claim(ctx, idempotency.ChargeKey("sub-42-2026-08"), "sha256-of-another-body", 19)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -43,8 +43,9 @@ type Options struct {
 	Batcher redis.Scripter
 }
 
-// Store is a Redis idempotency store keyed on a charge's merchant reference.
-// It is safe for concurrent use.
+// Store is a Redis idempotency store keyed on a request's merchant
+// reference, in a key space per kind of request (see [Key]). It is safe for
+// concurrent use.
 type Store struct {
 	rdb         redis.UniversalClient
 	hot         redis.Scripter // runs Claim and Complete: Options.Batcher or rdb
@@ -58,26 +59,39 @@ type Store struct {
 	releaseScript  *redis.Script
 }
 
-// New returns a Store using rdb. It validates opts and fills in defaults; it
+func (o *Options) setDefaults() {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Lease == 0 {
+		o.Lease = DefaultLease
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+}
+
+// Validate reports what is wrong with options whose defaults are filled in
+// (New does both).
+func (o Options) Validate() error {
+	if o.Lease < time.Millisecond {
+		return fmt.Errorf("idempotency: lease %v must be at least 1ms", o.Lease)
+	}
+	if o.Retention <= o.Lease {
+		return fmt.Errorf("idempotency: retention %v must be longer than the lease %v", o.Retention, o.Lease)
+	}
+	return nil
+}
+
+// New returns a Store using rdb. It fills in defaults and validates opts; it
 // does not contact Redis (scripts are loaded on first use).
 func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("idempotency: nil redis client")
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	if opts.Lease == 0 {
-		opts.Lease = DefaultLease
-	}
-	if opts.Retention == 0 {
-		opts.Retention = DefaultRetention
-	}
-	if opts.Lease < time.Millisecond {
-		return nil, fmt.Errorf("idempotency: lease %v must be at least 1ms", opts.Lease)
-	}
-	if opts.Retention <= opts.Lease {
-		return nil, fmt.Errorf("idempotency: retention %v must be longer than the lease %v", opts.Retention, opts.Lease)
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	hot := opts.Batcher
 	if hot == nil {
@@ -96,7 +110,41 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	}, nil
 }
 
-func (s *Store) key(ref string) string { return s.prefix + ref }
+// Space is a key space of the store. Each kind of request has its own, and
+// callback deliveries and card tokens have theirs, so that no reference can
+// reach another kind's record: the Redis key is Prefix + space + ":" + ref.
+type Space string
+
+// The key spaces of requests.
+const (
+	Charges  Space = "charge"
+	Sessions Space = "session"
+)
+
+// Key names one record: a merchant reference in a key space.
+type Key struct {
+	Space Space
+	Ref   string
+}
+
+// ChargeKey is the key of a charge request's merchant_reference.
+func ChargeKey(ref string) Key { return Key{Space: Charges, Ref: ref} }
+
+// SessionKey is the key of a customer-initiated session request's
+// merchant_reference.
+func SessionKey(ref string) Key { return Key{Space: Sessions, Ref: ref} }
+
+// String is the key as it is written in errors: "charge:order-1".
+func (k Key) String() string { return string(k.Space) + ":" + k.Ref }
+
+// redisKey returns the Redis key of k, or an error for a key that names no
+// known space or no reference.
+func (s *Store) redisKey(k Key) (string, error) {
+	if (k.Space != Charges && k.Space != Sessions) || k.Ref == "" {
+		return "", fmt.Errorf("idempotency: key %q: %w", k.String(), ErrInvalidArgument)
+	}
+	return s.prefix + string(k.Space) + ":" + k.Ref, nil
+}
 
 // newToken returns 16 random bytes, hex encoded.
 func newToken() string {
@@ -114,22 +162,26 @@ func newToken() string {
 // The owner token is generated before the call and sent with it, so when
 // go-redis resends the command after a lost reply, the script recognises the
 // caller's own claim and answers as the first time instead of StateInProgress.
-func (s *Store) Claim(ctx context.Context, ref, fingerprint string, seq uint64) (Claim, error) {
-	if ref == "" || fingerprint == "" {
-		return Claim{}, fmt.Errorf("idempotency: claim: empty reference or fingerprint: %w", ErrInvalidArgument)
+func (s *Store) Claim(ctx context.Context, key Key, fingerprint string, seq uint64) (Claim, error) {
+	if fingerprint == "" {
+		return Claim{}, fmt.Errorf("idempotency: claim: empty fingerprint: %w", ErrInvalidArgument)
 	}
-	return s.claim(ctx, ref, fingerprint, seq, newToken())
+	return s.claim(ctx, key, fingerprint, seq, newToken())
 }
 
-func (s *Store) claim(ctx context.Context, ref, fingerprint string, seq uint64, token string) (Claim, error) {
-	vals, err := s.claimScript.Run(ctx, s.hot, []string{s.key(ref)},
+func (s *Store) claim(ctx context.Context, key Key, fingerprint string, seq uint64, token string) (Claim, error) {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return Claim{}, err
+	}
+	vals, err := s.claimScript.Run(ctx, s.hot, []string{rk},
 		fingerprint, token, seq, s.leaseMS, s.retentionMS).Slice()
 	if err != nil {
-		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", ref, err)
+		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", key, err)
 	}
 	c, err := parseClaim(vals)
 	if err != nil {
-		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", ref, err)
+		return Claim{}, fmt.Errorf("idempotency: claim %q: %w", key, err)
 	}
 	if c.State == StateNew || c.State == StateRecovered {
 		c.Token = token
@@ -189,13 +241,17 @@ func toInt64(v any) (int64, error) {
 // returns ErrNotOwner if token no longer owns the claim (taken over after the
 // lease ran out, completed or released). A lease that ran out but was not
 // taken over by anyone is renewed.
-func (s *Store) Extend(ctx context.Context, ref, token string) error {
-	n, err := s.extendScript.Run(ctx, s.rdb, []string{s.key(ref)}, token, s.leaseMS, s.retentionMS).Int64()
+func (s *Store) Extend(ctx context.Context, key Key, token string) error {
+	rk, err := s.redisKey(key)
 	if err != nil {
-		return fmt.Errorf("idempotency: extend %q: %w", ref, err)
+		return err
+	}
+	n, err := s.extendScript.Run(ctx, s.rdb, []string{rk}, token, s.leaseMS, s.retentionMS).Int64()
+	if err != nil {
+		return fmt.Errorf("idempotency: extend %q: %w", key, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("idempotency: extend %q: %w", ref, ErrNotOwner)
+		return fmt.Errorf("idempotency: extend %q: %w", key, ErrNotOwner)
 	}
 	return nil
 }
@@ -206,14 +262,18 @@ func (s *Store) Extend(ctx context.Context, ref, token string) error {
 // StateCompleted. If the record is already completed by this same token (a
 // retried call whose reply was lost) Complete returns nil; otherwise it
 // returns ErrNotOwner. One round trip.
-func (s *Store) Complete(ctx context.Context, ref, token string, seq uint64, result []byte, reopenable bool) error {
-	n, err := s.completeScript.Run(ctx, s.hot, []string{s.key(ref)},
+func (s *Store) Complete(ctx context.Context, key Key, token string, seq uint64, result []byte, reopenable bool) error {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return err
+	}
+	n, err := s.completeScript.Run(ctx, s.hot, []string{rk},
 		token, seq, result, boolArg(reopenable), s.retentionMS).Int64()
 	if err != nil {
-		return fmt.Errorf("idempotency: complete %q: %w", ref, err)
+		return fmt.Errorf("idempotency: complete %q: %w", key, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("idempotency: complete %q: %w", ref, ErrNotOwner)
+		return fmt.Errorf("idempotency: complete %q: %w", key, ErrNotOwner)
 	}
 	return nil
 }
@@ -223,14 +283,18 @@ func (s *Store) Complete(ctx context.Context, ref, token string, seq uint64, res
 // maybeSent is true (the caller cannot be sure that nothing was charged).
 // Releasing an already released claim with the same token returns nil;
 // otherwise a token that does not own the claim gets ErrNotOwner.
-func (s *Store) Release(ctx context.Context, ref, token string, maybeSent bool) error {
-	n, err := s.releaseScript.Run(ctx, s.rdb, []string{s.key(ref)},
+func (s *Store) Release(ctx context.Context, key Key, token string, maybeSent bool) error {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return err
+	}
+	n, err := s.releaseScript.Run(ctx, s.rdb, []string{rk},
 		token, boolArg(maybeSent), s.retentionMS).Int64()
 	if err != nil {
-		return fmt.Errorf("idempotency: release %q: %w", ref, err)
+		return fmt.Errorf("idempotency: release %q: %w", key, err)
 	}
 	if n != 1 {
-		return fmt.Errorf("idempotency: release %q: %w", ref, ErrNotOwner)
+		return fmt.Errorf("idempotency: release %q: %w", key, ErrNotOwner)
 	}
 	return nil
 }
@@ -242,21 +306,25 @@ func boolArg(b bool) string {
 	return "0"
 }
 
-// Get returns the record for ref, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, ref string) (Record, error) {
-	m, err := s.rdb.HGetAll(ctx, s.key(ref)).Result()
+// Get returns the record for key, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, key Key) (Record, error) {
+	rk, err := s.redisKey(key)
 	if err != nil {
-		return Record{}, fmt.Errorf("idempotency: get %q: %w", ref, err)
+		return Record{}, err
+	}
+	m, err := s.rdb.HGetAll(ctx, rk).Result()
+	if err != nil {
+		return Record{}, fmt.Errorf("idempotency: get %q: %w", key, err)
 	}
 	if len(m) == 0 {
-		return Record{}, fmt.Errorf("idempotency: get %q: %w", ref, ErrNotFound)
+		return Record{}, fmt.Errorf("idempotency: get %q: %w", key, ErrNotFound)
 	}
 	owner := m["token"]
 	if len(owner) > 8 {
 		owner = owner[:8]
 	}
 	r := Record{
-		Reference:   ref,
+		Reference:   key.Ref,
 		Fingerprint: m["fp"],
 		State:       m["state"],
 		Owner:       owner,

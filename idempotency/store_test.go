@@ -88,7 +88,7 @@ func newStore(t *testing.T, b backend, opts Options) *Store {
 
 func mustClaim(t *testing.T, s *Store, ref, fp string, seq uint64) Claim {
 	t.Helper()
-	c, err := s.Claim(context.Background(), ref, fp, seq)
+	c, err := s.Claim(context.Background(), ChargeKey(ref), fp, seq)
 	if err != nil {
 		t.Fatalf("Claim(%q): %v", ref, err)
 	}
@@ -174,7 +174,7 @@ func testTransitions(t *testing.T, b backend) {
 			name: "completed",
 			setup: func(t *testing.T, s *Store, ref string) {
 				c := mustOwn(t, s, ref, fp, 5)
-				if err := s.Complete(ctx, ref, c.Token, 6, []byte(`{"outcome":"succeeded"}`), false); err != nil {
+				if err := s.Complete(ctx, ChargeKey(ref), c.Token, 6, []byte(`{"outcome":"succeeded"}`), false); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -184,7 +184,7 @@ func testTransitions(t *testing.T, b backend) {
 			name: "completed, other fingerprint",
 			setup: func(t *testing.T, s *Store, ref string) {
 				c := mustOwn(t, s, ref, fp, 5)
-				if err := s.Complete(ctx, ref, c.Token, 5, []byte(`{}`), false); err != nil {
+				if err := s.Complete(ctx, ChargeKey(ref), c.Token, 5, []byte(`{}`), false); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -194,7 +194,7 @@ func testTransitions(t *testing.T, b backend) {
 			name: "completed reopenable",
 			setup: func(t *testing.T, s *Store, ref string) {
 				c := mustOwn(t, s, ref, fp, 5)
-				if err := s.Complete(ctx, ref, c.Token, 5, []byte(`{"outcome":"failed"}`), true); err != nil {
+				if err := s.Complete(ctx, ChargeKey(ref), c.Token, 5, []byte(`{"outcome":"failed"}`), true); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -204,7 +204,7 @@ func testTransitions(t *testing.T, b backend) {
 			name: "released, nothing sent",
 			setup: func(t *testing.T, s *Store, ref string) {
 				c := mustOwn(t, s, ref, fp, 5)
-				if err := s.Release(ctx, ref, c.Token, false); err != nil {
+				if err := s.Release(ctx, ChargeKey(ref), c.Token, false); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -214,7 +214,7 @@ func testTransitions(t *testing.T, b backend) {
 			name: "released, maybe sent",
 			setup: func(t *testing.T, s *Store, ref string) {
 				c := mustOwn(t, s, ref, fp, 5)
-				if err := s.Release(ctx, ref, c.Token, true); err != nil {
+				if err := s.Release(ctx, ChargeKey(ref), c.Token, true); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -224,7 +224,7 @@ func testTransitions(t *testing.T, b backend) {
 			name: "released, other fingerprint",
 			setup: func(t *testing.T, s *Store, ref string) {
 				c := mustOwn(t, s, ref, fp, 5)
-				if err := s.Release(ctx, ref, c.Token, false); err != nil {
+				if err := s.Release(ctx, ChargeKey(ref), c.Token, false); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -236,7 +236,7 @@ func testTransitions(t *testing.T, b backend) {
 			s := newStore(t, b, Options{})
 			const ref = "order-1"
 			tt.setup(t, s, ref)
-			before, err := s.Get(ctx, ref)
+			before, err := s.Get(ctx, ChargeKey(ref))
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				t.Fatal(err)
 			}
@@ -262,7 +262,7 @@ func testTransitions(t *testing.T, b backend) {
 			if (tt.state == StateInProgress) != (c.LeaseRemaining > 0) || c.LeaseRemaining > testLease {
 				t.Errorf("LeaseRemaining = %v for state %v", c.LeaseRemaining, c.State)
 			}
-			after, err := s.Get(ctx, ref)
+			after, err := s.Get(ctx, ChargeKey(ref))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,16 +296,16 @@ func testLeaseExpiry(t *testing.T, b backend) {
 	if c.State != StateRecovered || c.Attempts != 2 || c.Sequence != 2 || c.Token == first.Token {
 		t.Fatalf("claim after expiry = %+v, want recovered, attempts 2, seq 2, new token", c)
 	}
-	if err := s.Extend(ctx, "r", first.Token); !errors.Is(err, ErrNotOwner) {
+	if err := s.Extend(ctx, ChargeKey("r"), first.Token); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Extend by the expired owner = %v, want ErrNotOwner", err)
 	}
-	if err := s.Complete(ctx, "r", first.Token, 1, []byte("{}"), false); !errors.Is(err, ErrNotOwner) {
+	if err := s.Complete(ctx, ChargeKey("r"), first.Token, 1, []byte("{}"), false); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Complete by the expired owner = %v, want ErrNotOwner", err)
 	}
-	if err := s.Release(ctx, "r", first.Token, false); !errors.Is(err, ErrNotOwner) {
+	if err := s.Release(ctx, ChargeKey("r"), first.Token, false); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Release by the expired owner = %v, want ErrNotOwner", err)
 	}
-	if err := s.Complete(ctx, "r", c.Token, 2, []byte("{}"), false); err != nil {
+	if err := s.Complete(ctx, ChargeKey("r"), c.Token, 2, []byte("{}"), false); err != nil {
 		t.Errorf("Complete by the new owner = %v", err)
 	}
 
@@ -326,14 +326,14 @@ func testExtend(t *testing.T, b backend) {
 	const step = testLease / 6
 	for range 20 {
 		b.advance(step)
-		if err := s.Extend(ctx, "r", owner.Token); err != nil {
+		if err := s.Extend(ctx, ChargeKey("r"), owner.Token); err != nil {
 			t.Fatalf("Extend: %v", err)
 		}
 		if c := mustClaim(t, s, "r", "fp", 2); c.State != StateInProgress {
 			t.Fatalf("competing claim while extended = %v, want in_progress", c.State)
 		}
 	}
-	rec, err := s.Get(ctx, "r")
+	rec, err := s.Get(ctx, ChargeKey("r"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func testLostReply(t *testing.T, b backend) {
 	t.Run("new", func(t *testing.T) {
 		const token = "0123456789abcdef0123456789abcdef"
 		for i := range 2 {
-			c, err := s.claim(ctx, "new", "fp", 7, token)
+			c, err := s.claim(ctx, ChargeKey("new"), "fp", 7, token)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,7 +370,7 @@ func testLostReply(t *testing.T, b backend) {
 		var c Claim
 		for {
 			var err error
-			if c, err = s.claim(ctx, "rec", "fp", 2, token); err != nil {
+			if c, err = s.claim(ctx, ChargeKey("rec"), "fp", 2, token); err != nil {
 				t.Fatal(err)
 			}
 			if c.State != StateInProgress || time.Now().After(deadline) {
@@ -381,7 +381,7 @@ func testLostReply(t *testing.T, b backend) {
 		if c.State != StateRecovered || c.Attempts != 2 {
 			t.Fatalf("take-over = %+v, want recovered, attempts 2", c)
 		}
-		again, err := s.claim(ctx, "rec", "fp", 2, token)
+		again, err := s.claim(ctx, ChargeKey("rec"), "fp", 2, token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +392,7 @@ func testLostReply(t *testing.T, b backend) {
 	t.Run("release", func(t *testing.T) {
 		c := mustOwn(t, s, "rel", "fp", 1)
 		for i := range 2 {
-			if err := s.Release(ctx, "rel", c.Token, true); err != nil {
+			if err := s.Release(ctx, ChargeKey("rel"), c.Token, true); err != nil {
 				t.Fatalf("Release #%d: %v", i+1, err)
 			}
 		}
@@ -414,7 +414,7 @@ func testConcurrent(t *testing.T, b backend) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			claims[i], errs[i] = s.Claim(context.Background(), "same", "fp", uint64(i+1))
+			claims[i], errs[i] = s.Claim(context.Background(), ChargeKey("same"), "fp", uint64(i+1))
 		})
 	}
 	close(start)
@@ -440,9 +440,9 @@ func testNotOwner(t *testing.T, b backend) {
 		name string
 		fn   func(ref, token string) error
 	}{
-		{"Extend", func(ref, token string) error { return s.Extend(ctx, ref, token) }},
-		{"Complete", func(ref, token string) error { return s.Complete(ctx, ref, token, 1, []byte("{}"), false) }},
-		{"Release", func(ref, token string) error { return s.Release(ctx, ref, token, false) }},
+		{"Extend", func(ref, token string) error { return s.Extend(ctx, ChargeKey(ref), token) }},
+		{"Complete", func(ref, token string) error { return s.Complete(ctx, ChargeKey(ref), token, 1, []byte("{}"), false) }},
+		{"Release", func(ref, token string) error { return s.Release(ctx, ChargeKey(ref), token, false) }},
 	}
 	for _, op := range ops {
 		t.Run(op.name+"/other token", func(t *testing.T) {
@@ -461,43 +461,43 @@ func testNotOwner(t *testing.T, b backend) {
 			}
 		})
 	}
-	if rec, err := s.Get(ctx, "r"); err != nil || rec.State != RecordClaimed || rec.Attempts != 1 {
+	if rec, err := s.Get(ctx, ChargeKey("r")); err != nil || rec.State != RecordClaimed || rec.Attempts != 1 {
 		t.Fatalf("record after strangers = %+v, %v", rec, err)
 	}
-	if _, err := s.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Get(ctx, ChargeKey("missing")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(missing) = %v, want ErrNotFound", err)
 	}
 
 	// After completion the owner can neither extend nor release.
-	if err := s.Complete(ctx, "r", owner.Token, 1, []byte("{}"), false); err != nil {
+	if err := s.Complete(ctx, ChargeKey("r"), owner.Token, 1, []byte("{}"), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Extend(ctx, "r", owner.Token); !errors.Is(err, ErrNotOwner) {
+	if err := s.Extend(ctx, ChargeKey("r"), owner.Token); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Extend after Complete = %v, want ErrNotOwner", err)
 	}
-	if err := s.Release(ctx, "r", owner.Token, false); !errors.Is(err, ErrNotOwner) {
+	if err := s.Release(ctx, ChargeKey("r"), owner.Token, false); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Release after Complete = %v, want ErrNotOwner", err)
 	}
 	// After release the owner can neither extend nor complete.
 	rel := mustOwn(t, s, "rel", "fp", 1)
-	if err := s.Release(ctx, "rel", rel.Token, false); err != nil {
+	if err := s.Release(ctx, ChargeKey("rel"), rel.Token, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Extend(ctx, "rel", rel.Token); !errors.Is(err, ErrNotOwner) {
+	if err := s.Extend(ctx, ChargeKey("rel"), rel.Token); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Extend after Release = %v, want ErrNotOwner", err)
 	}
-	if err := s.Complete(ctx, "rel", rel.Token, 1, []byte("{}"), false); !errors.Is(err, ErrNotOwner) {
+	if err := s.Complete(ctx, ChargeKey("rel"), rel.Token, 1, []byte("{}"), false); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Complete after Release = %v, want ErrNotOwner", err)
 	}
 	// A re-opened result: the first owner's late Complete is refused.
 	re := mustOwn(t, s, "re", "fp", 1)
-	if err := s.Complete(ctx, "re", re.Token, 1, []byte(`{"outcome":"failed"}`), true); err != nil {
+	if err := s.Complete(ctx, ChargeKey("re"), re.Token, 1, []byte(`{"outcome":"failed"}`), true); err != nil {
 		t.Fatal(err)
 	}
 	if c := mustClaim(t, s, "re", "fp", 2); c.State != StateRecovered {
 		t.Fatalf("claim of reopenable = %v", c.State)
 	}
-	if err := s.Complete(ctx, "re", re.Token, 1, []byte(`{}`), false); !errors.Is(err, ErrNotOwner) {
+	if err := s.Complete(ctx, ChargeKey("re"), re.Token, 1, []byte(`{}`), false); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("Complete by the previous owner after re-open = %v, want ErrNotOwner", err)
 	}
 }
@@ -507,7 +507,7 @@ func testCompleteTwice(t *testing.T, b backend) {
 	s := newStore(t, b, Options{})
 	c := mustOwn(t, s, "r", "fp", 1)
 	for i := range 2 {
-		if err := s.Complete(ctx, "r", c.Token, 3, []byte(`{"n":1}`), false); err != nil {
+		if err := s.Complete(ctx, ChargeKey("r"), c.Token, 3, []byte(`{"n":1}`), false); err != nil {
 			t.Fatalf("Complete #%d: %v", i+1, err)
 		}
 	}
@@ -523,7 +523,7 @@ func testRetentionTTL(t *testing.T, b backend) {
 	c := mustOwn(t, s, "r", "fp", 1)
 	checkTTL := func(when string) {
 		t.Helper()
-		ttl, err := b.client.PTTL(ctx, s.key("r")).Result()
+		ttl, err := b.client.PTTL(ctx, s.prefix + "charge:" + "r").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -532,17 +532,17 @@ func testRetentionTTL(t *testing.T, b backend) {
 		}
 	}
 	checkTTL("after claim")
-	if err := b.client.PExpire(ctx, s.key("r"), time.Minute).Err(); err != nil {
+	if err := b.client.PExpire(ctx, s.prefix + "charge:" + "r", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Extend(ctx, "r", c.Token); err != nil {
+	if err := s.Extend(ctx, ChargeKey("r"), c.Token); err != nil {
 		t.Fatal(err)
 	}
 	checkTTL("after extend")
-	if err := b.client.PExpire(ctx, s.key("r"), time.Minute).Err(); err != nil {
+	if err := b.client.PExpire(ctx, s.prefix + "charge:" + "r", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, "r", c.Token, 1, []byte("{}"), false); err != nil {
+	if err := s.Complete(ctx, ChargeKey("r"), c.Token, 1, []byte("{}"), false); err != nil {
 		t.Fatal(err)
 	}
 	checkTTL("after complete")
@@ -552,7 +552,7 @@ func testGet(t *testing.T, b backend) {
 	ctx := context.Background()
 	s := newStore(t, b, Options{})
 	c := mustOwn(t, s, "r", "fp", 41)
-	rec, err := s.Get(ctx, "r")
+	rec, err := s.Get(ctx, ChargeKey("r"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,10 +562,10 @@ func testGet(t *testing.T, b backend) {
 		rec.Result != nil || rec.Reopenable || rec.MaybeSent {
 		t.Errorf("claimed record = %+v", rec)
 	}
-	if err := s.Complete(ctx, "r", c.Token, 42, []byte(`{"outcome":"failed"}`), true); err != nil {
+	if err := s.Complete(ctx, ChargeKey("r"), c.Token, 42, []byte(`{"outcome":"failed"}`), true); err != nil {
 		t.Fatal(err)
 	}
-	rec, err = s.Get(ctx, "r")
+	rec, err = s.Get(ctx, ChargeKey("r"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,10 +575,10 @@ func testGet(t *testing.T, b backend) {
 	}
 
 	r2 := mustOwn(t, s, "r2", "fp", 1)
-	if err := s.Release(ctx, "r2", r2.Token, true); err != nil {
+	if err := s.Release(ctx, ChargeKey("r2"), r2.Token, true); err != nil {
 		t.Fatal(err)
 	}
-	rec, err = s.Get(ctx, "r2")
+	rec, err = s.Get(ctx, ChargeKey("r2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +594,7 @@ func testScriptFlush(t *testing.T, b backend) {
 	if err := b.client.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Complete(ctx, "r", c.Token, 1, []byte("{}"), false); err != nil {
+	if err := s.Complete(ctx, ChargeKey("r"), c.Token, 1, []byte("{}"), false); err != nil {
 		t.Fatalf("Complete after SCRIPT FLUSH: %v", err)
 	}
 	if got := mustClaim(t, s, "r", "fp", 2); got.State != StateCompleted {
@@ -618,7 +618,7 @@ func testValues(t *testing.T, b backend) {
 		if c.Sequence != math.MaxUint64 {
 			t.Errorf("Sequence = %d, want MaxUint64", c.Sequence)
 		}
-		if err := s.Complete(ctx, ref, c.Token, math.MaxUint64-uint64(i), result, false); err != nil {
+		if err := s.Complete(ctx, ChargeKey(ref), c.Token, math.MaxUint64-uint64(i), result, false); err != nil {
 			t.Fatal(err)
 		}
 		got := mustClaim(t, s, ref, "fp", 1)
@@ -626,10 +626,10 @@ func testValues(t *testing.T, b backend) {
 			t.Errorf("Claim(%q) = %+v", ref, got)
 		}
 	}
-	if _, err := s.Claim(ctx, "", "fp", 1); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := s.Claim(ctx, ChargeKey(""), "fp", 1); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("Claim with empty ref = %v, want ErrInvalidArgument", err)
 	}
-	if _, err := s.Claim(ctx, "r", "", 1); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := s.Claim(ctx, ChargeKey("r"), "", 1); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("Claim with empty fingerprint = %v, want ErrInvalidArgument", err)
 	}
 }
@@ -639,10 +639,10 @@ func testValues(t *testing.T, b backend) {
 func testCorruptRecord(t *testing.T, b backend) {
 	ctx := context.Background()
 	s := newStore(t, b, Options{})
-	if err := b.client.HSet(ctx, s.key("r"), "fp", "fp", "state", "bogus").Err(); err != nil {
+	if err := b.client.HSet(ctx, s.prefix + "charge:" + "r", "fp", "fp", "state", "bogus").Err(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.Claim(ctx, "r", "fp", 1)
+	c, err := s.Claim(ctx, ChargeKey("r"), "fp", 1)
 	if err == nil {
 		t.Fatalf("Claim of a corrupt record = %+v, want an error", c)
 	}
@@ -659,24 +659,24 @@ func TestRestartKeepsCompleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.Claim(ctx, "r", "fp", 1)
+	c, err := s.Claim(ctx, ChargeKey("r"), "fp", 1)
 	if err != nil || c.State != StateNew {
 		t.Fatalf("Claim = %+v, %v", c, err)
 	}
-	if err := s.Complete(ctx, "r", c.Token, 1, []byte(`{"ok":true}`), false); err != nil {
+	if err := s.Complete(ctx, ChargeKey("r"), c.Token, 1, []byte(`{"ok":true}`), false); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Claim(ctx, "r", "fp", 2)
+	got, err := s.Claim(ctx, ChargeKey("r"), "fp", 2)
 	if err != nil {
 		t.Fatalf("Claim after restart: %v", err)
 	}
 	if got.State != StateCompleted || string(got.Result) != `{"ok":true}` || got.Sequence != 1 {
 		t.Fatalf("Claim after restart = %+v, want the completed record", got)
 	}
-	ttl, err := rdb.PTTL(ctx, s.key("r")).Result()
+	ttl, err := rdb.PTTL(ctx, s.prefix + "charge:" + "r").Result()
 	if err != nil || ttl < DefaultRetention-time.Minute {
 		t.Errorf("PTTL after restart = %v, %v", ttl, err)
 	}

@@ -72,7 +72,7 @@ func (w *Worker) handleCharge(ctx context.Context, msg jetstream.Msg) {
 		w.rejectInvalid(ctx, d, data, err)
 		return
 	}
-	claim, err := w.store.Claim(ctx, ref, fp, d.seq)
+	claim, err := w.store.Claim(ctx, idempotency.ChargeKey(ref), fp, d.seq)
 	if err != nil {
 		w.retryLater(ctx, d, req, nil, verdict{why: "idempotency store: " + err.Error(), label: "store"})
 		return
@@ -101,7 +101,7 @@ func (w *Worker) handleCharge(ctx context.Context, msg jetstream.Msg) {
 func (w *Worker) charge(ctx context.Context, d *delivery, req *messages.ChargeRequest, body []byte, claim idempotency.Claim) {
 	ref := req.Session.Order.MerchantReference
 	ctx = dintero.WithTraceparent(ctx, d.trace)
-	stop := w.heartbeat(ctx, d.msg, ref, claim.Token)
+	stop := w.heartbeat(ctx, d.msg, idempotency.ChargeKey(ref), claim.Token)
 	defer stop() // stop may run twice
 
 	v := w.askDintero(ctx, d, req, body, claim)
@@ -157,7 +157,7 @@ func (w *Worker) interpretPay(ctx context.Context, req *messages.ChargeRequest, 
 		}
 		v.maybeSent = v.result == nil
 		return v
-	case dintero.KindPermanent:
+	case dintero.KindPermanent, dintero.KindInvalid:
 		if derr.DuplicateReference() {
 			// Dintero refused a second successful charge: the first one
 			// is ours, from an attempt whose answer was lost.
@@ -280,7 +280,7 @@ func (w *Worker) retryLater(ctx context.Context, d *delivery, req *messages.Char
 			Message: fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, v.why),
 		})
 		if claim != nil {
-			if err := w.store.Complete(ctx, ref, claim.Token, d.seq, mustJSON(res), true); err != nil {
+			if err := w.store.Complete(ctx, idempotency.ChargeKey(ref), claim.Token, d.seq, mustJSON(res), true); err != nil {
 				d.log.Warn("could not record the failed result", "err", err)
 			}
 		}
@@ -289,7 +289,7 @@ func (w *Worker) retryLater(ctx context.Context, d *delivery, req *messages.Char
 		return
 	}
 	if claim != nil {
-		if err := w.store.Release(ctx, ref, claim.Token, v.maybeSent); err != nil {
+		if err := w.store.Release(ctx, idempotency.ChargeKey(ref), claim.Token, v.maybeSent); err != nil {
 			d.log.Warn("could not release the claim; its lease will expire", "err", err)
 		}
 	}
@@ -305,7 +305,7 @@ func (w *Worker) retryLater(ctx context.Context, d *delivery, req *messages.Char
 // complete stores the final result in the claim, then publishes it and acks.
 func (w *Worker) complete(ctx context.Context, d *delivery, claim idempotency.Claim, res *messages.ChargeResult) {
 	data := mustJSON(res)
-	err := w.store.Complete(ctx, res.MerchantReference, claim.Token, d.seq, data, res.Outcome == messages.OutcomeFailed)
+	err := w.store.Complete(ctx, idempotency.ChargeKey(res.MerchantReference), claim.Token, d.seq, data, res.Outcome == messages.OutcomeFailed)
 	if err != nil {
 		// The charge stands at Dintero; a later delivery finds it through
 		// the claim (or, once the lease runs out, through a lookup).

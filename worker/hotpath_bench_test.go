@@ -106,17 +106,19 @@ func (j *benchJS) PublishMsg(_ context.Context, m *nats.Msg, _ ...jetstream.Publ
 // benchStore grants every claim.
 type benchStore struct{ Store }
 
-func (benchStore) Claim(context.Context, string, string, uint64) (idempotency.Claim, error) {
+func (benchStore) Claim(context.Context, idempotency.Key, string, uint64) (idempotency.Claim, error) {
 	return idempotency.Claim{State: idempotency.StateNew, Attempts: 1, Token: "0123456789abcdef0123456789abcdef"}, nil
 }
-func (benchStore) Complete(context.Context, string, string, uint64, []byte, bool) error { return nil }
-func (benchStore) Extend(context.Context, string, string) error                         { return nil }
-func (benchStore) Release(context.Context, string, string, bool) error                  { return nil }
+func (benchStore) Complete(context.Context, idempotency.Key, string, uint64, []byte, bool) error {
+	return nil
+}
+func (benchStore) Extend(context.Context, idempotency.Key, string) error        { return nil }
+func (benchStore) Release(context.Context, idempotency.Key, string, bool) error { return nil }
 
 // benchGateway authorizes every charge.
 type benchGateway struct{ Gateway }
 
-func (benchGateway) PaySession(context.Context, []byte) (*dintero.Transaction, error) {
+func (benchGateway) PaySession(context.Context, []byte, ...dintero.CallOption) (*dintero.Transaction, error) {
 	return &dintero.Transaction{ID: "T12345678.4xYz8Jc6eA7bQvY6nWZRtP", SessionID: "T12345678.4xYz8Jc6eA7bQvY6nWZRtQ",
 		Status: dintero.StatusAuthorized, Amount: 29900, Currency: "NOK", CreatedAt: time.Now()}, nil
 }

@@ -49,7 +49,7 @@ type concurrencyGateway struct {
 	now, max int
 }
 
-func (g *concurrencyGateway) PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error) {
+func (g *concurrencyGateway) PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error) {
 	g.mu.Lock()
 	g.now++
 	g.max = max(g.max, g.now)
@@ -59,7 +59,7 @@ func (g *concurrencyGateway) PaySession(ctx context.Context, body []byte) (*dint
 		g.now--
 		g.mu.Unlock()
 	}()
-	return g.Gateway.PaySession(ctx, body)
+	return g.Gateway.PaySession(ctx, body, opts...)
 }
 
 func (g *concurrencyGateway) maxCalls() int {

@@ -15,9 +15,6 @@ import (
 	"github.com/payworker/payworker/messages"
 )
 
-// sessionKey is the idempotency key of a session request: its own
-// namespace, so that a charge and a session may share a merchant_reference.
-func sessionKey(ref string) string { return "session:" + ref }
 
 // handleSession creates a customer-initiated session (POST
 // /v1/sessions-profile) once per merchant_reference and publishes its
@@ -51,7 +48,7 @@ func (w *Worker) handleSession(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.TermWithReason("fingerprint: " + err.Error())
 		return
 	}
-	claim, err := w.store.Claim(ctx, sessionKey(ref), fp, d.seq)
+	claim, err := w.store.Claim(ctx, idempotency.SessionKey(ref), fp, d.seq)
 	if err != nil {
 		w.sessionRetry(ctx, d, req, nil, "idempotency store: "+err.Error(), "store")
 		return
@@ -99,7 +96,7 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 	// message and the claim are kept alive while waiting for a slot and
 	// for Dintero.
 	ctx = dintero.WithTraceparent(ctx, d.trace)
-	stop := w.heartbeat(ctx, d.msg, sessionKey(ref), claim.Token)
+	stop := w.heartbeat(ctx, d.msg, idempotency.SessionKey(ref), claim.Token)
 	defer stop() // stop may run twice
 	if !w.acquireCall(ctx) {
 		stop()
@@ -116,7 +113,7 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 		res.Outcome = messages.OutcomeCreated
 		res.SessionID = created.ID
 		res.URL = created.URL
-	case errors.As(err, &derr) && derr.Kind == dintero.KindPermanent:
+	case errors.As(err, &derr) && (derr.Kind == dintero.KindPermanent || derr.Kind == dintero.KindInvalid):
 		res.Outcome = messages.OutcomeRejected
 		res.Error = dinteroError(derr)
 	default:
@@ -124,7 +121,7 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 		return
 	}
 	data := mustMarshal(res)
-	if err := w.store.Complete(ctx, sessionKey(ref), claim.Token, d.seq, data, false); err != nil {
+	if err := w.store.Complete(ctx, idempotency.SessionKey(ref), claim.Token, d.seq, data, false); err != nil {
 		d.log.Warn("could not store the session result; retrying later", "err", err)
 		w.m.retry("store")
 		_ = d.msg.NakWithDelay(w.retryDelay(d.delivered))
@@ -139,7 +136,7 @@ func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.S
 // sessionRetry hands a session request back, or gives up with a failed
 // result after the last delivery.
 func (w *Worker) sessionRetry(ctx context.Context, d *delivery, req *messages.SessionRequest, claim *idempotency.Claim, why, label string) {
-	key := sessionKey(req.Order.MerchantReference)
+	key := idempotency.SessionKey(req.Order.MerchantReference)
 	if d.delivered >= uint64(w.cfg.MaxDeliver) {
 		d.log.Error("giving up on a session request after its last delivery", "reason", why)
 		res := w.sessionBase(req)
@@ -180,7 +177,7 @@ func (w *Worker) sessionBase(req *messages.SessionRequest) *messages.SessionResu
 // request once JetStream stored it.
 func (w *Worker) publishSession(ctx context.Context, d *delivery, res *messages.SessionResult, data []byte, termReason string) {
 	msg := resultMsg(messages.KindSession, res.Outcome, res.MerchantReference,
-		messages.ResultMsgID(sessionKey(res.MerchantReference), res.Outcome, d.seq), data, d.trace, w.now())
+		messages.ResultMsgID("session:"+res.MerchantReference, res.Outcome, d.seq), data, d.trace, w.now())
 	if w.publishAndAck(ctx, d, msg, termReason) {
 		w.m.result(res.Outcome, res.Duplicate, w.now().Sub(d.published).Seconds())
 	}

@@ -22,18 +22,18 @@ import (
 // Store is what the worker needs of the idempotency store
 // (*idempotency.Store implements it).
 type Store interface {
-	Claim(ctx context.Context, ref, fingerprint string, seq uint64) (idempotency.Claim, error)
-	Extend(ctx context.Context, ref, token string) error
-	Complete(ctx context.Context, ref, token string, seq uint64, result []byte, reopenable bool) error
-	Release(ctx context.Context, ref, token string, maybeSent bool) error
+	Claim(ctx context.Context, key idempotency.Key, fingerprint string, seq uint64) (idempotency.Claim, error)
+	Extend(ctx context.Context, key idempotency.Key, token string) error
+	Complete(ctx context.Context, key idempotency.Key, token string, seq uint64, result []byte, reopenable bool) error
+	Release(ctx context.Context, key idempotency.Key, token string, maybeSent bool) error
 }
 
 // Gateway is what the worker needs of Dintero (*dintero.Client implements it).
 type Gateway interface {
-	PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error)
+	PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error)
 	TransactionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Transaction, error)
-	CreateSessionProfile(ctx context.Context, body []byte) (*dintero.SessionCreated, error)
-	GetTransaction(ctx context.Context, id string) (*dintero.Transaction, error)
+	CreateSessionProfile(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.SessionCreated, error)
+	GetTransaction(ctx context.Context, id string, includes ...string) (*dintero.Transaction, error)
 }
 
 // Worker consumes charge requests. Create it with New and start it with Run.
@@ -238,7 +238,7 @@ func (w *Worker) retryDelay(delivered uint64) time.Duration {
 // It runs on a timer, not on a goroutine of its own: most charges end long
 // before the first beat, and starting (and waking) a goroutine for every
 // charge was a tenth of the worker's own CPU per charge.
-func (w *Worker) heartbeat(ctx context.Context, msg jetstream.Msg, ref, token string) (stop func()) {
+func (w *Worker) heartbeat(ctx context.Context, msg jetstream.Msg, key idempotency.Key, token string) (stop func()) {
 	every := w.cfg.AckWait / 3
 	hb := &beats{}
 	hb.mu.Lock()
@@ -257,10 +257,10 @@ func (w *Worker) heartbeat(ctx context.Context, msg jetstream.Msg, ref, token st
 		defer cancel()
 
 		if err := msg.InProgress(); err != nil {
-			w.log.Debug("in-progress heartbeat failed", "merchant_reference", ref, "err", err)
+			w.log.Debug("in-progress heartbeat failed", "merchant_reference", key.Ref, "err", err)
 		}
-		if err := w.store.Extend(bctx, ref, token); err != nil && bctx.Err() == nil {
-			w.log.Warn("lease renewal failed", "merchant_reference", ref, "err", err)
+		if err := w.store.Extend(bctx, key, token); err != nil && bctx.Err() == nil {
+			w.log.Warn("lease renewal failed", "merchant_reference", key.Ref, "err", err)
 		}
 		hb.mu.Lock()
 		hb.cancel = nil

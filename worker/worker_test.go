@@ -400,8 +400,8 @@ type dyingGateway struct {
 	die  func()
 }
 
-func (g *dyingGateway) PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error) {
-	if _, err := g.Gateway.PaySession(ctx, body); err != nil {
+func (g *dyingGateway) PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error) {
+	if _, err := g.Gateway.PaySession(ctx, body, opts...); err != nil {
 		return nil, err
 	}
 	g.die()
@@ -417,7 +417,7 @@ type deadStore struct {
 
 var errDead = errors.New("worker is dead")
 
-func (s *deadStore) Extend(ctx context.Context, ref, token string) error {
+func (s *deadStore) Extend(ctx context.Context, ref idempotency.Key, token string) error {
 	select {
 	case <-s.dead:
 		return errDead
@@ -426,7 +426,7 @@ func (s *deadStore) Extend(ctx context.Context, ref, token string) error {
 	}
 }
 
-func (s *deadStore) Complete(ctx context.Context, ref, token string, seq uint64, result []byte, reopenable bool) error {
+func (s *deadStore) Complete(ctx context.Context, ref idempotency.Key, token string, seq uint64, result []byte, reopenable bool) error {
 	select {
 	case <-s.dead:
 		return errDead
@@ -435,7 +435,7 @@ func (s *deadStore) Complete(ctx context.Context, ref, token string, seq uint64,
 	}
 }
 
-func (s *deadStore) Release(ctx context.Context, ref, token string, maybeSent bool) error {
+func (s *deadStore) Release(ctx context.Context, ref idempotency.Key, token string, maybeSent bool) error {
 	select {
 	case <-s.dead:
 		return errDead
@@ -450,11 +450,11 @@ type panickyGateway struct {
 	panicked *atomic.Bool
 }
 
-func (g *panickyGateway) PaySession(ctx context.Context, body []byte) (*dintero.Transaction, error) {
+func (g *panickyGateway) PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error) {
 	if g.panicked.CompareAndSwap(false, true) {
 		panic("boom")
 	}
-	return g.Gateway.PaySession(ctx, body)
+	return g.Gateway.PaySession(ctx, body, opts...)
 }
 
 func TestDinteroRefusalRejectedAndDeadLettered(t *testing.T) {

@@ -93,11 +93,11 @@ func TestPayctl(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := store.Claim(ctx, "ctl-st", "fp", 7)
+		c, err := store.Claim(ctx, idempotency.ChargeKey("ctl-st"), "fp", 7)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := store.Complete(ctx, "ctl-st", c.Token, 7, []byte(`{"outcome":"succeeded"}`), false); err != nil {
+		if err := store.Complete(ctx, idempotency.ChargeKey("ctl-st"), c.Token, 7, []byte(`{"outcome":"succeeded"}`), false); err != nil {
 			t.Fatal(err)
 		}
 		out, err := payctl(t, ctx, "status", "--redis", srv.URL(), "ctl-st")

@@ -41,9 +41,9 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	key := ref
+	key := idempotency.ChargeKey(ref)
 	if *session {
-		key = "session:" + ref
+		key = idempotency.SessionKey(ref)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
