@@ -6,7 +6,11 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: test vet build dev sandbox redis-server fuzz
+.PHONY: test vet build lint dev sandbox redis-server fuzz
+
+# renovate: datasource=go depName=github.com/golangci/golangci-lint/v2
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 ## test: vet and run every test (starts its own NATS and redis-server; installs redis-server if missing)
 test: redis-server
@@ -16,6 +20,14 @@ test: redis-server
 ## build: payworker, payctl and dintero-sandbox into bin/, with VERSION and the VCS revision stamped
 build:
 	$(GO) build -trimpath -buildvcs=auto -ldflags "$(LDFLAGS)" -o bin/ ./cmd/payworker ./cmd/payctl ./cmd/dintero-sandbox
+
+## lint: golangci-lint with .golangci.yml (installed into bin/ at GOLANGCI_LINT_VERSION on first use)
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/bin/.golangci-lint $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv bin/.golangci-lint/golangci-lint $@
 
 vet:
 	gofmt -l . | (! grep .) || (echo "gofmt would change the files above" && exit 1)

@@ -523,7 +523,7 @@ func testRetentionTTL(t *testing.T, b backend) {
 	c := mustOwn(t, s, "r", "fp", 1)
 	checkTTL := func(when string) {
 		t.Helper()
-		ttl, err := b.client.PTTL(ctx, s.prefix + "charge:" + "r").Result()
+		ttl, err := b.client.PTTL(ctx, s.prefix+"charge:"+"r").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -532,14 +532,14 @@ func testRetentionTTL(t *testing.T, b backend) {
 		}
 	}
 	checkTTL("after claim")
-	if err := b.client.PExpire(ctx, s.prefix + "charge:" + "r", time.Minute).Err(); err != nil {
+	if err := b.client.PExpire(ctx, s.prefix+"charge:"+"r", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Extend(ctx, ChargeKey("r"), c.Token); err != nil {
 		t.Fatal(err)
 	}
 	checkTTL("after extend")
-	if err := b.client.PExpire(ctx, s.prefix + "charge:" + "r", time.Minute).Err(); err != nil {
+	if err := b.client.PExpire(ctx, s.prefix+"charge:"+"r", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Complete(ctx, ChargeKey("r"), c.Token, 1, []byte("{}"), false); err != nil {
@@ -639,7 +639,7 @@ func testValues(t *testing.T, b backend) {
 func testCorruptRecord(t *testing.T, b backend) {
 	ctx := context.Background()
 	s := newStore(t, b, Options{})
-	if err := b.client.HSet(ctx, s.prefix + "charge:" + "r", "fp", "fp", "state", "bogus").Err(); err != nil {
+	if err := b.client.HSet(ctx, s.prefix+"charge:"+"r", "fp", "fp", "state", "bogus").Err(); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Claim(ctx, ChargeKey("r"), "fp", 1)
@@ -676,7 +676,7 @@ func TestRestartKeepsCompleted(t *testing.T) {
 	if got.State != StateCompleted || string(got.Result) != `{"ok":true}` || got.Sequence != 1 {
 		t.Fatalf("Claim after restart = %+v, want the completed record", got)
 	}
-	ttl, err := rdb.PTTL(ctx, s.prefix + "charge:" + "r").Result()
+	ttl, err := rdb.PTTL(ctx, s.prefix+"charge:"+"r").Result()
 	if err != nil || ttl < DefaultRetention-time.Minute {
 		t.Errorf("PTTL after restart = %v, %v", ttl, err)
 	}
