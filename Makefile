@@ -5,6 +5,8 @@ GO ?= go
 # the VCS revision (go version -m bin/payworker shows vcs.revision).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# BIN is where make build puts the binaries.
+BIN ?= bin
 
 .PHONY: test vet build lint dev sandbox redis-server fuzz
 
@@ -17,9 +19,9 @@ test: redis-server
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## build: payworker, payctl and dintero-sandbox into bin/, with VERSION and the VCS revision stamped
+## build: payworker, payctl and dintero-sandbox into $(BIN) (bin/), with VERSION and the VCS revision stamped
 build:
-	$(GO) build -trimpath -buildvcs=auto -ldflags "$(LDFLAGS)" -o bin/ ./cmd/payworker ./cmd/payctl ./cmd/dintero-sandbox
+	$(GO) build -trimpath -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/payworker ./cmd/payctl ./cmd/dintero-sandbox
 
 ## lint: golangci-lint with .golangci.yml (installed into bin/ at GOLANGCI_LINT_VERSION on first use)
 lint: $(GOLANGCI_LINT)
