@@ -14,10 +14,22 @@ BIN ?= bin
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
-## test: vet and run every test (starts its own NATS and redis-server; installs redis-server if missing)
+## test: vet, every Go test (they start their own NATS and redis-server; installs redis-server if
+## missing), and the alert rules' unit tests when promtool is installed
 test: redis-server
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory test-alerts
+
+## test-alerts: promtool check and unit tests of deploy/prometheus (sh .ci/install-promtool installs promtool)
+.PHONY: test-alerts
+test-alerts:
+	@if command -v promtool >/dev/null 2>&1; then \
+		promtool check config deploy/prometheus/prometheus.yml && \
+		promtool test rules deploy/prometheus/alerts_test.yml; \
+	else \
+		echo "promtool not found: alert rule tests skipped (sh .ci/install-promtool installs it)"; \
+	fi
 
 ## build: payworker, payctl and dintero-sandbox into $(BIN) (bin/), with VERSION and the VCS revision stamped
 build:
