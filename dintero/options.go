@@ -37,3 +37,12 @@ func applyOptions(opts []CallOption) callOptions {
 	}
 	return o
 }
+
+// StrictReferenceOf reports whether opts ask for strict-merchant-reference
+// (WithStrictReference). It is for test doubles of a Client, which must
+// honour the options as the Client does.
+func StrictReferenceOf(opts ...CallOption) bool { return applyOptions(opts).strict }
+
+// FenceOf returns the fence set by WithFence in opts, or nil. It is for
+// test doubles of a Client, which must ask the fence before they "send".
+func FenceOf(opts ...CallOption) func(context.Context) error { return applyOptions(opts).fence }

@@ -50,3 +50,30 @@ func TestKeySpacesAreApart(t *testing.T) {
 		}
 	}
 }
+
+func TestForget(t *testing.T) {
+	b := realBackend(t)
+	s := newStore(t, b, Options{})
+	ctx := context.Background()
+	k := ChargeKey("r")
+	c, err := s.Claim(ctx, k, "fp-b", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forget(ctx, k, "someone-else"); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("Forget by another token = %v; want ErrNotOwner", err)
+	}
+	if err := s.Forget(ctx, k, c.Token); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Forget(ctx, k, c.Token); err != nil {
+		t.Fatalf("Forget again = %v; want nil", err)
+	}
+	// Another body may now claim the reference as new.
+	if c, err := s.Claim(ctx, k, "fp-a", 2); err != nil || c.State != StateNew {
+		t.Fatalf("claim after Forget: %v, %v; want new", c.State, err)
+	}
+	if got := s.Lease(); got != testLease {
+		t.Errorf("Lease() = %v, want %v", got, testLease)
+	}
+}

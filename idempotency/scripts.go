@@ -138,3 +138,17 @@ redis.call('HSET', key, 'state', 'released', 'maybe_sent', ARGV[2], 'lease_until
 redis.call('PEXPIRE', key, ARGV[3])
 return 1
 `
+
+// forgetSrc: KEYS[1] record key; ARGV[1] token. Reply: 1 deleted (or
+// already gone), 0 not the owner.
+const forgetSrc = `
+local t = redis.call('HGET', KEYS[1], 'token')
+if not t then
+  return 1
+end
+if t ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
+`

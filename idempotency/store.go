@@ -57,6 +57,7 @@ type Store struct {
 	extendScript   *redis.Script
 	completeScript *redis.Script
 	releaseScript  *redis.Script
+	forgetScript   *redis.Script
 }
 
 func (o *Options) setDefaults() {
@@ -107,6 +108,7 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		extendScript:   redis.NewScript(extendSrc),
 		completeScript: redis.NewScript(completeSrc),
 		releaseScript:  redis.NewScript(releaseSrc),
+		forgetScript:   redis.NewScript(forgetSrc),
 	}, nil
 }
 
@@ -298,6 +300,29 @@ func (s *Store) Release(ctx context.Context, key Key, token string, maybeSent bo
 	}
 	return nil
 }
+
+// Forget deletes the caller's record, so that the next Claim finds none.
+// A worker uses it when the record it made is in another request's way:
+// the reference turned out to belong to a payment Dintero already holds.
+// Forgetting a record already gone returns nil; a token that does not own
+// it gets ErrNotOwner.
+func (s *Store) Forget(ctx context.Context, key Key, token string) error {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return err
+	}
+	n, err := s.forgetScript.Run(ctx, s.rdb, []string{rk}, token).Int64()
+	if err != nil {
+		return fmt.Errorf("idempotency: forget %q: %w", key, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("idempotency: forget %q: %w", key, ErrNotOwner)
+	}
+	return nil
+}
+
+// Lease is how long a claim stays exclusive without Extend (Options.Lease).
+func (s *Store) Lease() time.Duration { return time.Duration(s.leaseMS) * time.Millisecond }
 
 func boolArg(b bool) string {
 	if b {

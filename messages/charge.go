@@ -158,8 +158,12 @@ type ResultError struct {
 	RetryAfter *time.Time `json:"retry_after,omitempty"`
 	// Types are Dintero's error types, e.g. INSUFFICIENT_FUNDS.
 	Types []string `json:"types,omitempty"`
-	// Fields lists field-level validation errors for invalid requests.
+	// Fields lists field-level validation errors for invalid requests: the
+	// first 20, each message at most 200 bytes.
 	Fields []FieldError `json:"fields,omitempty"`
+	// FieldsTotal is how many field errors the request had, when Fields
+	// is set; more than len(Fields) when the list was cut.
+	FieldsTotal int `json:"fields_total,omitempty"`
 }
 
 // FieldError is one problem with one field of a request. Field is the JSON

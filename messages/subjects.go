@@ -50,16 +50,20 @@ const (
 // Results carry their CloudEvents attributes as headers (the binary content
 // mode of the CloudEvents NATS binding): ce-specversion "1.0", ce-type
 // "dev.payworker.<kind>.result.<outcome>", ce-source "payworker", ce-id (the
-// same as Nats-Msg-Id), ce-time, ce-subject (the merchant_reference), and
-// content-type application/json.
+// Nats-Msg-Id), ce-time, ce-subject (the merchant_reference),
+// ce-datacontenttype and content-type application/json. As the binding
+// asks, ce-id and ce-subject are percent-encoded: every byte of their UTF-8
+// encoding that is not printable ASCII, and space, '"' and '%', is written
+// %XX (url.PathUnescape decodes them).
 const (
-	HeaderCESpecVersion = "ce-specversion"
-	HeaderCEType        = "ce-type"
-	HeaderCESource      = "ce-source"
-	HeaderCEID          = "ce-id"
-	HeaderCETime        = "ce-time"
-	HeaderCESubject     = "ce-subject"
-	HeaderContentType   = "content-type"
+	HeaderCESpecVersion     = "ce-specversion"
+	HeaderCEType            = "ce-type"
+	HeaderCESource          = "ce-source"
+	HeaderCEID              = "ce-id"
+	HeaderCETime            = "ce-time"
+	HeaderCESubject         = "ce-subject"
+	HeaderCEDataContentType = "ce-datacontenttype"
+	HeaderContentType       = "content-type"
 
 	// CESource is the ce-source of every result.
 	CESource = "payworker"

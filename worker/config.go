@@ -39,11 +39,17 @@ type Config struct {
 	ResultsDuplicateWindow time.Duration
 	// ResultsMaxAge is how long results are kept for replay. Default 30 days.
 	ResultsMaxAge time.Duration
-	// SkipSetup stops New's caller from creating or updating streams and
-	// the consumer (for clusters where they are managed elsewhere).
+	// StreamReplicas is the replica count of the streams, the key-value
+	// bucket and the consumer that Setup creates (1, 3 or 5). Setup never
+	// changes one that exists. Default 1.
+	StreamReplicas int
+	// SkipSetup makes Run bind to streams and a consumer made by an
+	// operator instead of creating the missing ones; their settings are
+	// still checked (see ErrConfig).
 	SkipSetup bool
 	// ShutdownGrace is how long in-flight requests may run after Run's
-	// context is cancelled. Default 25s.
+	// context is cancelled; it must exceed the Dintero client's timeout,
+	// so that a call started before the signal can finish. Default 30s.
 	ShutdownGrace time.Duration
 	// Logger receives the worker's logs; nil discards them.
 	Logger *slog.Logger
@@ -89,14 +95,19 @@ func (c *Config) setDefaults() {
 		c.ResultsMaxAge = 30 * 24 * time.Hour
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 25 * time.Second
+		c.ShutdownGrace = 30 * time.Second
+	}
+	if c.StreamReplicas == 0 {
+		c.StreamReplicas = 1
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-func (c *Config) validate() error {
+// Validate reports every problem of a config whose defaults are filled in
+// (New does both).
+func (c Config) Validate() error {
 	var errs []error
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("MaxInFlight must be at least 1, got %d", c.MaxInFlight))
@@ -113,8 +124,18 @@ func (c *Config) validate() error {
 	if c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay {
 		errs = append(errs, fmt.Errorf("RetryDelay (%s) must be between 0 and MaxRetryDelay (%s)", c.RetryDelay, c.MaxRetryDelay))
 	}
+	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
+		errs = append(errs, fmt.Errorf("StreamReplicas must be 1, 3 or 5, got %d", c.StreamReplicas))
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("ShutdownGrace must not be negative, got %s", c.ShutdownGrace))
+	}
 	return errors.Join(errs...)
 }
 
 // filterSubjects are the request subjects this worker's consumer takes.
 var filterSubjects = []string{messages.SubjectChargeRequest, messages.SubjectSessionRequest}
+
+// SessionsBucket is the JetStream key-value bucket where the sessions
+// created at Dintero are remembered apart from Redis.
+const SessionsBucket = "PAYWORKER_SESSIONS"

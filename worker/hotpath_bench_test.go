@@ -113,6 +113,7 @@ func (benchStore) Complete(context.Context, idempotency.Key, string, uint64, []b
 	return nil
 }
 func (benchStore) Extend(context.Context, idempotency.Key, string) error        { return nil }
+func (benchStore) Lease() time.Duration                                         { return 30 * time.Second }
 func (benchStore) Release(context.Context, idempotency.Key, string, bool) error { return nil }
 
 // benchGateway authorizes every charge.

@@ -102,11 +102,6 @@ func (m *Metrics) claim(s idempotency.State) {
 	m.claims.WithLabelValues(kind).Inc()
 }
 
-// answered counts a charge request's result and its end-to-end latency.
-func (m *Metrics) answered(res *messages.ChargeResult, seconds float64) {
-	m.result(res.Outcome, res.Duplicate, seconds)
-}
-
 // result counts one result by outcome; seconds < 0 records no latency.
 func (m *Metrics) result(outcome messages.Outcome, duplicate bool, seconds float64) {
 	if m == nil {

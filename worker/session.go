@@ -2,11 +2,13 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,181 +17,114 @@ import (
 	"github.com/payworker/payworker/messages"
 )
 
-
-// handleSession creates a customer-initiated session (POST
-// /v1/sessions-profile) once per merchant_reference and publishes its
-// created result with the URL the customer must open. The completed or
-// failed result follows from Dintero's callback (see Callbacks).
-func (w *Worker) handleSession(ctx context.Context, msg jetstream.Msg) {
-	d, ok := w.newDelivery(msg)
-	if !ok {
-		return
-	}
-	data := msg.Data()
-	req, err := messages.DecodeSessionRequest(data)
-	if err != nil {
-		d.log = lazyWith(w.log, slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))
-		rerr := &messages.ResultError{Code: messages.CodeInvalidRequest, Message: err.Error()}
-		var ve *messages.ValidationError
-		if errors.As(err, &ve) {
-			rerr.Fields = ve.Fields
-		}
-		res := &messages.SessionResult{MerchantReference: messages.SessionMerchantReference(data),
-			Outcome: messages.OutcomeRejected, Error: rerr, CompletedAt: w.now().UTC()}
-		w.deadLetter(ctx, d, "invalid request: "+err.Error())
-		w.publishSession(ctx, d, res, mustMarshal(res), "invalid request")
-		return
-	}
-	ref := req.Order.MerchantReference
-	d.log = lazyWith(w.log, slog.String("merchant_reference", ref), slog.Uint64("stream_seq", d.seq),
-		slog.Uint64("attempt", d.delivered), slog.String("kind", messages.KindSession))
-	fp, err := messages.Fingerprint(data)
-	if err != nil {
-		_ = msg.TermWithReason("fingerprint: " + err.Error())
-		return
-	}
-	claim, err := w.store.Claim(ctx, idempotency.SessionKey(ref), fp, d.seq)
-	if err != nil {
-		w.sessionRetry(ctx, d, req, nil, "idempotency store: "+err.Error(), "store")
-		return
-	}
-	w.m.claim(claim.State)
-	switch claim.State {
-	case idempotency.StateCompleted:
-		var res messages.SessionResult
-		if err := json.Unmarshal(claim.Result, &res); err != nil {
-			d.log.Error("stored session result is not valid JSON", "err", err)
-			_ = msg.NakWithDelay(w.cfg.MaxRetryDelay)
-			return
-		}
-		data := claim.Result
-		if claim.Sequence != d.seq {
-			res.Duplicate = true
-			data = mustMarshal(&res)
-		}
-		w.publishSession(ctx, d, &res, data, "")
-	case idempotency.StateConflict:
-		res := w.sessionBase(req)
-		res.Outcome = messages.OutcomeRejected
-		res.Error = conflictError(ref)
-		w.deadLetter(ctx, d, "conflict: merchant_reference reused with a different body")
-		w.publishSession(ctx, d, res, mustMarshal(res), "conflict")
-	case idempotency.StateInProgress:
-		w.m.retry("in_progress")
-		_ = msg.NakWithDelay(min(max(claim.LeaseRemaining, w.cfg.RetryDelay), w.cfg.MaxRetryDelay))
-	case idempotency.StateNew, idempotency.StateRecovered:
-		w.createSession(ctx, d, req, data, claim)
-	}
+// sessionKind is the customer-initiated session with a saved token: POST
+// /v1/sessions-profile. Its created result carries the URL the customer
+// opens; the completed or failed result follows from Dintero's callback
+// (see Callbacks).
+var sessionKind = &kind{
+	name:        messages.KindSession,
+	subject:     messages.SubjectSessionRequest,
+	msgIDPrefix: "session:",
+	decode:      decodeSession,
+	reference:   messages.SessionMerchantReference,
+	bare: func(ref string, outcome messages.Outcome, rerr *messages.ResultError, now time.Time) *result {
+		return sessionResult(&messages.SessionResult{MerchantReference: ref, Outcome: outcome, Error: rerr, CompletedAt: now.UTC()})
+	},
+	fromRecord: func(stored []byte, duplicate bool) (*result, error) {
+		return answerWith(stored, duplicate, sessionResult, func(r *messages.SessionResult) { r.Duplicate = true })
+	},
 }
 
-func (w *Worker) createSession(ctx context.Context, d *delivery, req *messages.SessionRequest, body []byte, claim idempotency.Claim) {
-	ref := req.Order.MerchantReference
+// A sessionRequest is a valid session request and its body.
+type sessionRequest struct {
+	req  *messages.SessionRequest
+	body []byte
+}
+
+func decodeSession(body []byte) (request, error) {
+	req, err := messages.DecodeSessionRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionRequest{req: req, body: body}, nil
+}
+
+func (s *sessionRequest) key() idempotency.Key {
+	return idempotency.SessionKey(s.req.Order.MerchantReference)
+}
+
+// call creates the session, once per reference. Dintero can neither fence
+// nor find a session by merchant_reference, so the sessions created are
+// also remembered apart from Redis (sessionLog, on JetStream): when Redis
+// lost the reference's record, the session created before is the answer,
+// not a second one the customer could pay as well.
+func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decision {
+	ref := s.req.Order.MerchantReference
+	prev, err := w.sessions.find(ctx, ref)
+	if err != nil {
+		return retry("sessions", fmt.Errorf("looking up the sessions created: %w", err))
+	}
+	if prev != nil {
+		d.log.Info("a session was created for this reference before; answering with it", "session_id", prev.Result.SessionID)
+		res := prev.Result
+		res.Duplicate = prev.Seq != d.seq
+		return finish(sessionResult(&res))
+	}
+	body := s.body
 	if w.cfg.CallbackURL != "" {
-		b, err := withCallbackURL(body, w.cfg.CallbackURL)
-		if err != nil {
-			w.sessionRetry(ctx, d, req, &claim, "setting the callback URL: "+err.Error(), "internal")
-			return
-		}
-		body = b
-	}
-	// Like a charge: the request's trace context goes to Dintero, and the
-	// message and the claim are kept alive while waiting for a slot and
-	// for Dintero.
-	ctx = dintero.WithTraceparent(ctx, d.trace)
-	stop := w.heartbeat(ctx, d.msg, idempotency.SessionKey(ref), claim.Token)
-	defer stop() // stop may run twice
-	if !w.acquireCall(ctx) {
-		stop()
-		w.sessionRetry(ctx, d, req, &claim, "stopped while waiting to call Dintero", "shutdown")
-		return
-	}
-	created, err := w.gw.CreateSessionProfile(ctx, body)
-	w.releaseCall()
-	stop()
-	res := w.sessionBase(req)
-	var derr *dintero.Error
-	switch {
-	case err == nil:
-		res.Outcome = messages.OutcomeCreated
-		res.SessionID = created.ID
-		res.URL = created.URL
-	case errors.As(err, &derr) && (derr.Kind == dintero.KindPermanent || derr.Kind == dintero.KindInvalid):
-		res.Outcome = messages.OutcomeRejected
-		res.Error = dinteroError(derr)
-	default:
-		w.sessionRetry(ctx, d, req, &claim, err.Error(), "dintero")
-		return
-	}
-	data := mustMarshal(res)
-	if err := w.store.Complete(ctx, idempotency.SessionKey(ref), claim.Token, d.seq, data, false); err != nil {
-		d.log.Warn("could not store the session result; retrying later", "err", err)
-		w.m.retry("store")
-		_ = d.msg.NakWithDelay(w.retryDelay(d.delivered))
-		return
-	}
-	if res.Outcome == messages.OutcomeRejected {
-		w.deadLetter(ctx, d, "rejected: "+res.Error.Message)
-	}
-	w.publishSession(ctx, d, res, data, "")
-}
-
-// sessionRetry hands a session request back, or gives up with a failed
-// result after the last delivery.
-func (w *Worker) sessionRetry(ctx context.Context, d *delivery, req *messages.SessionRequest, claim *idempotency.Claim, why, label string) {
-	key := idempotency.SessionKey(req.Order.MerchantReference)
-	if d.delivered >= uint64(w.cfg.MaxDeliver) {
-		d.log.Error("giving up on a session request after its last delivery", "reason", why)
-		res := w.sessionBase(req)
-		res.Outcome = messages.OutcomeFailed
-		res.Error = &messages.ResultError{Code: messages.CodeGaveUp, Message: fmt.Sprintf("gave up after %d deliveries: %s", d.delivered, why)}
-		data := mustMarshal(res)
-		if claim != nil {
-			if err := w.store.Complete(ctx, key, claim.Token, d.seq, data, true); err != nil {
-				d.log.Warn("could not record the failed result", "err", err)
-			}
-		}
-		w.deadLetter(ctx, d, why)
-		w.publishSession(ctx, d, res, data, "gave up")
-		return
-	}
-	if claim != nil {
-		// Creating a session moves no money: a retry may simply create it.
-		if err := w.store.Release(ctx, key, claim.Token, false); err != nil {
-			d.log.Warn("could not release the claim; its lease will expire", "err", err)
+		if body, err = withCallbackURL(body, w.cfg.CallbackURL); err != nil {
+			return retry("internal", fmt.Errorf("setting the callback URL: %w", err))
 		}
 	}
-	w.m.retry(label)
-	delay := w.retryDelay(d.delivered)
-	d.log.Warn("session not created; retrying later", "reason", why, "delay", delay)
-	_ = d.msg.NakWithDelay(delay)
-}
-
-func (w *Worker) sessionBase(req *messages.SessionRequest) *messages.SessionResult {
-	return &messages.SessionResult{
-		MerchantReference: req.Order.MerchantReference,
-		Amount:            req.Order.Amount,
-		Currency:          req.Order.Currency,
-		CompletedAt:       w.now().UTC(),
-	}
-}
-
-// publishSession publishes a session result and acks (or terminates) the
-// request once JetStream stored it.
-func (w *Worker) publishSession(ctx context.Context, d *delivery, res *messages.SessionResult, data []byte, termReason string) {
-	msg := resultMsg(messages.KindSession, res.Outcome, res.MerchantReference,
-		messages.ResultMsgID("session:"+res.MerchantReference, res.Outcome, d.seq), data, d.trace, w.now())
-	if w.publishAndAck(ctx, d, msg, termReason) {
-		w.m.result(res.Outcome, res.Duplicate, w.now().Sub(d.published).Seconds())
-	}
-}
-
-// mustMarshal marshals a result type, which has no field that can fail.
-func mustMarshal(v any) []byte {
-	b, err := json.Marshal(v)
+	created, err := w.gw.CreateSessionProfile(ctx, body, dintero.WithFence(w.fence(d)))
 	if err != nil {
-		panic("worker: marshal result: " + err.Error())
+		return s.refused(w, d, err)
 	}
-	return b
+	res := s.base(w.now())
+	res.Outcome, res.SessionID, res.URL = messages.OutcomeCreated, created.ID, created.URL
+	if err := w.sessions.remember(ctx, ref, d.seq, res); err != nil {
+		// The result still goes to Redis and the publisher; a second
+		// session becomes possible only if Redis loses the record too.
+		d.log.Warn("could not remember the session apart from Redis", "session_id", created.ID, "err", err)
+	}
+	return finish(sessionResult(res))
+}
+
+// refused decides on a session Dintero did not create. Creating one moves
+// no money, so anything but a refusal is simply tried again.
+func (s *sessionRequest) refused(w *Worker, d *delivery, err error) decision {
+	if errors.Is(err, errLostClaim) {
+		return decision{reason: "lost_claim", err: err, wait: true}
+	}
+	var derr *dintero.Error
+	if !errors.As(err, &derr) {
+		return retry("dintero", err)
+	}
+	switch derr.Kind {
+	case dintero.KindInvalid, dintero.KindPermanent:
+		rerr := dinteroError(derr)
+		return decision{result: s.fail(messages.OutcomeRejected, rerr, d.attempts(), w.now()),
+			deadLetter: "rejected by Dintero: " + rerr.Message}
+	case dintero.KindAuth:
+		w.log.Error("Dintero refused our credentials; check DINTERO_CLIENT_ID and DINTERO_CLIENT_SECRET", "err", derr)
+		return retry("auth", err)
+	}
+	return decision{reason: "dintero", err: err, after: derr.RetryAfter}
+}
+
+func (s *sessionRequest) fail(outcome messages.Outcome, rerr *messages.ResultError, _ int, now time.Time) *result {
+	res := s.base(now)
+	res.Outcome, res.Error = outcome, rerr
+	return sessionResult(res)
+}
+
+func (s *sessionRequest) base(now time.Time) *messages.SessionResult {
+	return &messages.SessionResult{
+		MerchantReference: s.req.Order.MerchantReference,
+		Amount:            s.req.Order.Amount,
+		Currency:          s.req.Order.Currency,
+		CompletedAt:       now.UTC(),
+	}
 }
 
 // withCallbackURL returns body with url.callback_url set to callback plus
@@ -219,4 +154,44 @@ func withCallbackURL(body []byte, callback string) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(top)
+}
+
+// A sessionLog remembers, per merchant_reference, the session created for
+// it, in a JetStream key-value bucket: durable apart from Redis, replicated
+// like the streams, kept as long as results are.
+type sessionLog struct{ kv jetstream.KeyValue }
+
+// sessionEntry is what the log keeps: the created result and the request
+// message that created it.
+type sessionEntry struct {
+	Seq    uint64                 `json:"seq"`
+	Result messages.SessionResult `json:"result"`
+}
+
+// find returns the entry of ref, or nil when it has none.
+func (l *sessionLog) find(ctx context.Context, ref string) (*sessionEntry, error) {
+	e, err := l.kv.Get(ctx, sessionLogKey(ref))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var entry sessionEntry
+	if err := json.Unmarshal(e.Value(), &entry); err != nil {
+		return nil, fmt.Errorf("session log entry: %w", err)
+	}
+	return &entry, nil
+}
+
+func (l *sessionLog) remember(ctx context.Context, ref string, seq uint64, res *messages.SessionResult) error {
+	_, err := l.kv.Put(ctx, sessionLogKey(ref), mustJSON(sessionEntry{Seq: seq, Result: *res}))
+	return err
+}
+
+// sessionLogKey is a bucket key for any reference: its SHA-256, in hex
+// (a key may hold only letters, digits and -/_=.).
+func sessionLogKey(ref string) string {
+	sum := sha256.Sum256([]byte(ref))
+	return hex.EncodeToString(sum[:])
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,14 +13,21 @@ import (
 	"github.com/payworker/payworker/messages"
 )
 
-// Setup creates or updates the requests, results and dead-letter streams and
-// the durable pull consumer. It is safe to run from every pod at start.
-func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+// Minimums the JetStream setup needs.
+const (
+	// MinServerVersion is the oldest nats-server payworker runs against:
+	// its consumer takes several filter subjects (2.10).
+	MinServerVersion = "2.10.0"
+	// minResultsDuplicates is the shortest de-duplication window of the
+	// results stream that keeps a result republished after a crash single.
+	minResultsDuplicates = 2 * time.Minute
+)
+
+// Streams returns the configuration of the streams Setup creates when they
+// are missing: requests (a work queue), results and dead letters.
+func Streams(cfg Config) []jetstream.StreamConfig {
 	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	streams := []jetstream.StreamConfig{
+	return []jetstream.StreamConfig{
 		{
 			Name:        messages.StreamRequests,
 			Description: "payworker requests (work queue: a message is removed when a worker acks it)",
@@ -26,6 +35,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  10 * time.Minute,
+			Replicas:    cfg.StreamReplicas,
 		},
 		{
 			Name:        messages.StreamResults,
@@ -35,6 +45,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Storage:     jetstream.FileStorage,
 			Duplicates:  cfg.ResultsDuplicateWindow,
 			MaxAge:      cfg.ResultsMaxAge,
+			Replicas:    cfg.StreamReplicas,
 		},
 		{
 			Name:        messages.StreamDeadLetters,
@@ -43,21 +54,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      cfg.ResultsMaxAge,
+			Replicas:    cfg.StreamReplicas,
 		},
 	}
-	for _, sc := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("stream %s: %w", sc.Name, err)
-		}
-	}
-	_, err := js.CreateOrUpdateConsumer(ctx, messages.StreamRequests, consumerConfig(cfg))
-	if err != nil {
-		return fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
-	}
-	return nil
 }
 
-func consumerConfig(cfg Config) jetstream.ConsumerConfig {
+// ConsumerConfig returns the configuration of the durable consumer Setup
+// creates when it is missing.
+func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
+	cfg.setDefaults()
 	return jetstream.ConsumerConfig{
 		Durable:        cfg.Consumer,
 		Description:    "payworker pods share this consumer",
@@ -66,19 +71,171 @@ func consumerConfig(cfg Config) jetstream.ConsumerConfig {
 		MaxDeliver:     -1, // the worker gives up itself; see the package doc
 		MaxAckPending:  cfg.MaxAckPending,
 		FilterSubjects: filterSubjects,
+		Replicas:       cfg.StreamReplicas,
 	}
 }
 
-// consumer binds to the durable consumer, creating it unless SkipSetup.
-func (w *Worker) consumer(ctx context.Context) (jetstream.Consumer, error) {
+// Setup creates the streams, the sessions bucket and the consumer that do
+// not exist yet, and checks those that do. It never changes one that
+// exists, so what an operator tuned (limits, replicas, placement) stands.
+// Settings that would break a guarantee stop it with an error wrapping
+// ErrConfig that says what is wrong and what it must be. It is safe to run
+// from every pod at start.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	for _, want := range Streams(cfg) {
+		s, err := js.Stream(ctx, want.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = js.CreateStream(ctx, want)
+		case err == nil:
+			err = checkStream(s.CachedInfo().Config, want)
+		}
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", want.Name, err)
+		}
+	}
+	if _, err := js.KeyValue(ctx, SessionsBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: SessionsBucket,
+			Description: "payworker: the session created at Dintero for each merchant_reference",
+			TTL:         cfg.ResultsMaxAge, Storage: jetstream.FileStorage, Replicas: cfg.StreamReplicas})
+		if err != nil {
+			return fmt.Errorf("key-value bucket %s: %w", SessionsBucket, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("key-value bucket %s: %w", SessionsBucket, err)
+	}
+	_, err := js.Consumer(ctx, messages.StreamRequests, cfg.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		_, err = js.CreateConsumer(ctx, messages.StreamRequests, ConsumerConfig(cfg))
+	}
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
+	}
+	return nil
+}
+
+// checkStream refuses an existing stream whose settings break a guarantee.
+func checkStream(have, want jetstream.StreamConfig) error {
+	if have.Retention != want.Retention {
+		return fmt.Errorf("%w: retention is %s; it must be %s", ErrConfig, have.Retention, want.Retention)
+	}
+	for _, subj := range want.Subjects {
+		if !anyMatches(have.Subjects, subj) {
+			return fmt.Errorf("%w: its subjects %v do not take %s", ErrConfig, have.Subjects, subj)
+		}
+	}
+	if want.Name == messages.StreamResults && have.Duplicates < minResultsDuplicates {
+		return fmt.Errorf("%w: its de-duplication window is %s; it must be at least %s, so that a result published again after a crash stays single",
+			ErrConfig, have.Duplicates, minResultsDuplicates)
+	}
+	return nil
+}
+
+// checkConsumer refuses a consumer whose settings break a guarantee.
+func (w *Worker) checkConsumer(have jetstream.ConsumerConfig) error {
+	name := "consumer " + w.cfg.Consumer
+	if have.AckPolicy != jetstream.AckExplicitPolicy {
+		return fmt.Errorf("%s: %w: ack policy is %s; it must be explicit", name, ErrConfig, have.AckPolicy)
+	}
+	if have.MaxDeliver != -1 && have.MaxDeliver < w.cfg.MaxDeliver {
+		return fmt.Errorf("%s: %w: MaxDeliver is %d, below the worker's %d (PAYWORKER_MAX_DELIVER): requests would be stranded without a result; set it to -1",
+			name, ErrConfig, have.MaxDeliver, w.cfg.MaxDeliver)
+	}
+	if have.AckWait < w.cfg.AckWait {
+		return fmt.Errorf("%s: %w: AckWait is %s, below the worker's %s (PAYWORKER_ACK_WAIT): requests would be redelivered while being charged",
+			name, ErrConfig, have.AckWait, w.cfg.AckWait)
+	}
+	filters := have.FilterSubjects
+	if have.FilterSubject != "" {
+		filters = append(filters, have.FilterSubject)
+	}
+	for _, subj := range filterSubjects {
+		if len(filters) > 0 && !anyMatches(filters, subj) {
+			return fmt.Errorf("%s: %w: its filter %v does not take %s", name, ErrConfig, filters, subj)
+		}
+	}
+	if have.MaxAckPending != w.cfg.MaxAckPending {
+		w.log.Info("the consumer keeps its own MaxAckPending", "consumer", w.cfg.Consumer,
+			"max_ack_pending", have.MaxAckPending, "configured", w.cfg.MaxAckPending)
+	}
+	return nil
+}
+
+// bind sets up (unless SkipSetup) and checks the server, the streams and
+// the consumer, and returns the consumer.
+func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
+	if v := w.js.Conn().ConnectedServerVersion(); v != "" && versionBelow(v, MinServerVersion) {
+		return nil, fmt.Errorf("%w: nats-server %s is too old: payworker needs %s or newer", ErrConfig, v, MinServerVersion)
+	}
 	if !w.cfg.SkipSetup {
 		if err := Setup(ctx, w.js, w.cfg); err != nil {
 			return nil, err
 		}
 	}
-	c, err := w.js.Consumer(ctx, messages.StreamRequests, w.cfg.Consumer)
+	cons, err := w.js.Consumer(ctx, messages.StreamRequests, w.cfg.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("consumer %s on stream %s does not exist (setup is skipped): %w", w.cfg.Consumer, messages.StreamRequests, err)
+		return nil, fmt.Errorf("%w: consumer %s on stream %s does not exist (setup is skipped)", ErrConfig, w.cfg.Consumer, messages.StreamRequests)
 	}
-	return c, err
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
+	}
+	if err := w.checkConsumer(cons.CachedInfo().Config); err != nil {
+		return nil, err
+	}
+	kv, err := w.js.KeyValue(ctx, SessionsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("key-value bucket %s: %w", SessionsBucket, err)
+	}
+	w.sessions = &sessionLog{kv: kv}
+	return cons, nil
+}
+
+// anyMatches reports whether one of the subject filters takes subject.
+func anyMatches(filters []string, subject string) bool {
+	for _, f := range filters {
+		if subjectMatches(f, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectMatches reports whether the NATS subject filter (with * and >
+// wildcards) takes the literal subject.
+func subjectMatches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, f := range ft {
+		switch {
+		case f == ">":
+			return len(st) > i
+		case i >= len(st):
+			return false
+		case f != "*" && f != st[i]:
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}
+
+// versionBelow compares "major.minor.patch" versions (a -suffix ignored).
+func versionBelow(v, min string) bool {
+	parse := func(s string) [3]int {
+		s, _, _ = strings.Cut(strings.TrimPrefix(s, "v"), "-")
+		var out [3]int
+		for i, p := range strings.SplitN(s, ".", 3) {
+			out[i], _ = strconv.Atoi(p)
+		}
+		return out
+	}
+	a, b := parse(v), parse(min)
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
 }
