@@ -1321,7 +1321,7 @@ func TestDeployChecksCatchMistakes(t *testing.T) {
 		}
 		// Each edit rewrites one file under deploy/kubernetes.
 		for name, tc := range map[string]editCase{
-			"configmap typo":      {"payworker.env", "LOG_LEVEL=", "LOG_LEVLE=", "LOG_LEVLE is not a variable"},
+			"configmap typo":      {"payworker.env", "LOG_LEVEL=", "LOG_LEVLE=", "LOG_LEVLE is not a variable"}, //nolint:misspell // the typo is the test
 			"secret typo":         {"secret.yaml", "DINTERO_CLIENT_SECRET:", "DINTERO_CLIENT_SECRT:", "DINTERO_CLIENT_SECRT is not a variable"},
 			"real-looking secret": {"secret.yaml", "REPLACE_ME_dintero_client_secret", "s3cr3t", "must be a placeholder"},
 			"required id missing": {"secret.yaml", "  DINTERO_CLIENT_ID: REPLACE_ME_dintero_client_id\n", "", "DINTERO_CLIENT_ID"},
