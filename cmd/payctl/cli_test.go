@@ -358,8 +358,13 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestRedactURL(t *testing.T) {
-	got := redactURL("nats://u:secret@a:4222,nats://b:4222, nats://tok@c:4222")
-	if strings.Contains(got, "secret") || !strings.Contains(got, "nats://b:4222") {
+	got := redactURL("nats://u:secret@a:4222,nats://b:4222, nats://tok@c:4222,redis://:secret@host:xx/0")
+	if strings.Contains(got, "secret") || !strings.Contains(got, "nats://b:4222") || !strings.Contains(got, "@host:xx/0") {
 		t.Fatalf("redactURL = %q", got)
+	}
+	// A Redis URL that does not parse: the error names it without its password.
+	stdout, stderr, err := runSplit(context.Background(), "status", "--redis", "redis://:hunter2@127.0.0.1:xx/0", "ref")
+	if exitCode(err) != exitUsage || strings.Contains(err.Error()+stdout+stderr, "hunter2") || !strings.Contains(err.Error(), "invalid port") {
+		t.Fatalf("status with a malformed REDIS_URL: %v (stdout %q, stderr %q)", err, stdout, stderr)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -137,13 +138,31 @@ func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
 	return nc, js, nil
 }
 
-// redactURL hides the passwords of a comma-separated list of URLs.
+// redactURL hides the passwords of a comma-separated list of URLs, even of
+// URLs that do not parse.
 func redactURL(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			if u.User != nil {
+				parts[i] = u.Redacted()
+			}
+			continue
+		}
+		// Unparsable: hide everything between the scheme and the last @.
+		if s, at := strings.Index(p, "://"), strings.LastIndex(p, "@"); s >= 0 && at > s {
+			parts[i] = p[:s+3] + "xxxxx" + p[at:]
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// urlError is err, a parse error that may quote raw (and its password),
+// with raw redacted.
+func urlError(err error, raw string) string {
+	msg := err.Error()
+	for _, form := range []string{strconv.Quote(raw), raw} {
+		msg = strings.ReplaceAll(msg, form, strconv.Quote(redactURL(raw)))
+	}
+	return msg
 }

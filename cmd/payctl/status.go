@@ -50,7 +50,8 @@ REDIS_URL is read as payworker reads it; "payworker dev" prints its own.`)
 	ref := pos[0]
 	opts, err := redis.ParseURL(*rurl)
 	if err != nil {
-		return usagef("--redis %s: %w", redactURL(*rurl), err)
+		// url.Parse's errors quote the URL, password and all.
+		return usagef("--redis (REDIS_URL): %s", urlError(err, *rurl))
 	}
 	// go-redis logs dial retries and pool events on its own; they are not
 	// payctl's output.
