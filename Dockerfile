@@ -3,7 +3,8 @@
 # One image with the three binaries: payworker (the entrypoint), payctl and
 # dintero-sandbox. Build it with
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always) -t payworker .
+#   docker build -t payworker .            (VERSION from git describe)
+#   docker build --build-arg VERSION=v1.2.3 -t payworker:v1.2.3 .
 
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 ARG TARGETOS
@@ -13,11 +14,23 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY . .
-ARG VERSION=dev
+# VERSION is stamped as main.version (default: git describe of the context's
+# .git). The go command records the VCS revision (go version -m shows
+# vcs.revision) when the context holds a usable .git directory: a clone, not
+# a git worktree (whose .git is a file pointing outside the context) or an
+# exported tarball; then the binaries are built without VCS information and
+# the build says so.
+ARG VERSION=
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
+    set -e; \
+    vcs=auto; \
+    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then \
+      vcs=false; echo "no usable .git in the build context: the binaries carry no vcs.revision" >&2; \
+    fi; \
+    version="${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}"; \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=${VERSION}" \
+    go build -trimpath -buildvcs=$vcs -ldflags "-s -w -X main.version=${version}" \
       -o /out/ ./cmd/payworker ./cmd/payctl ./cmd/dintero-sandbox
 
 # static-debian12 carries CA certificates (for https://checkout.dintero.com)

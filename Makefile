@@ -1,12 +1,47 @@
 # payworker: the commands a newcomer needs. `make test` is what CI runs.
 GO ?= go
 
-.PHONY: test vet dev sandbox redis-server fuzz
+# VERSION is stamped into every binary as main.version; the go command adds
+# the VCS revision (go version -m bin/payworker shows vcs.revision).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# BIN is where make build puts the binaries.
+BIN ?= bin
 
-## test: vet and run every test (starts its own NATS and redis-server; installs redis-server if missing)
+.PHONY: test vet build lint dev sandbox redis-server fuzz
+
+# renovate: datasource=go depName=github.com/golangci/golangci-lint/v2
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT := bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+## test: vet, every Go test (they start their own NATS and redis-server; installs redis-server if
+## missing), and the alert rules' unit tests when promtool is installed
 test: redis-server
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory test-alerts
+
+## test-alerts: promtool check and unit tests of deploy/prometheus (sh .ci/install-promtool installs promtool)
+.PHONY: test-alerts
+test-alerts:
+	@if command -v promtool >/dev/null 2>&1; then \
+		promtool check config deploy/prometheus/prometheus.yml && \
+		promtool test rules deploy/prometheus/alerts_test.yml; \
+	else \
+		echo "promtool not found: alert rule tests skipped (sh .ci/install-promtool installs it)"; \
+	fi
+
+## build: payworker, payctl and dintero-sandbox into $(BIN) (bin/), with VERSION and the VCS revision stamped
+build:
+	$(GO) build -trimpath -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/payworker ./cmd/payctl ./cmd/dintero-sandbox
+
+## lint: golangci-lint with .golangci.yml (installed into bin/ at GOLANGCI_LINT_VERSION on first use)
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/bin/.golangci-lint $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv bin/.golangci-lint/golangci-lint $@
 
 vet:
 	gofmt -l . | (! grep .) || (echo "gofmt would change the files above" && exit 1)
@@ -14,11 +49,11 @@ vet:
 
 ## dev: run the worker with embedded NATS, Redis and the Dintero sandbox
 dev:
-	$(GO) run ./cmd/payworker-dev
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/payworker-dev
 
 ## sandbox: run the Dintero sandbox alone
 sandbox:
-	$(GO) run ./cmd/dintero-sandbox
+	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/dintero-sandbox
 
 ## fuzz: run every fuzz target for FUZZTIME each (CI runs this short)
 FUZZTIME ?= 10s

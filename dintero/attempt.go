@@ -104,7 +104,7 @@ func (c *Client) attempt(ctx context.Context, rq *request, token string, n int) 
 	}
 
 	start := time.Now()
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(req) //nolint:bodyclose // drainClose(resp.Body) below drains and closes it
 	if err != nil {
 		e := c.transportError(ctx, actx, rq, err, wrote.Load())
 		c.logAttempt(ctx, rq, n, start, 0, "", e)

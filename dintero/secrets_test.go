@@ -2,6 +2,7 @@ package dintero
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -84,7 +85,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 				err := call(ctx, c)
 				if err != nil {
 					outputs = append(outputs, op+": "+err.Error(), fmt.Sprintf("%v|%+v|%s", err, err, err))
-					if e, ok := err.(*Error); ok {
+					if e := (*Error)(nil); errors.As(err, &e) {
 						outputs = append(outputs, e.Message)
 					}
 				}

@@ -109,7 +109,7 @@ func TestVerifyCallbackURLVector(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
 			for _, other := range []error{dintero.ErrSignatureMissing, dintero.ErrSignatureInvalid, dintero.ErrSignatureExpired} {
-				if other != tt.wantErr && errors.Is(err, other) {
+				if !errors.Is(other, tt.wantErr) && errors.Is(err, other) {
 					t.Errorf("err %v also matches %v", err, other)
 				}
 			}

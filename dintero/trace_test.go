@@ -22,10 +22,10 @@ func TestTraceparentSentToDintero(t *testing.T) {
 		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if strings.HasSuffix(r.URL.Path, "/auth/token") {
-			io.WriteString(w, `{"access_token":"a","token_type":"Bearer","expires_in":3600}`)
+			_, _ = io.WriteString(w, `{"access_token":"a","token_type":"Bearer","expires_in":3600}`)
 			return
 		}
-		io.WriteString(w, `{"id":"T12345678.x","status":"AUTHORIZED"}`)
+		_, _ = io.WriteString(w, `{"id":"T12345678.x","status":"AUTHORIZED"}`)
 	}))
 	defer srv.Close()
 	c, err := dintero.New(dintero.Config{AccountID: "T12345678", ClientID: "id", ClientSecret: "secret", APIURL: srv.URL})

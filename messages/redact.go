@@ -40,10 +40,10 @@ func (t CardTokens) GoString() string {
 // print the tokens either.
 func (t CardTokens) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, t.GoString())
+		_, _ = io.WriteString(f, t.GoString())
 		return
 	}
-	io.WriteString(f, t.String())
+	_, _ = io.WriteString(f, t.String())
 }
 
 // LogValue is a group holding "[REDACTED]" for each kind of token present.
@@ -70,9 +70,9 @@ func (c Customer) String() string {
 // PaySession, for one).
 func (c Customer) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
-		io.WriteString(f, "messages.Customer")
+		_, _ = io.WriteString(f, "messages.Customer")
 	}
-	io.WriteString(f, c.String())
+	_, _ = io.WriteString(f, c.String())
 }
 
 // LogValue logs the customer id and which tokens are present, with the

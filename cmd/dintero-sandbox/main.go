@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/payworker/payworker/cmd/internal/buildinfo"
 	"github.com/payworker/payworker/dintero/dinterotest"
 )
 
@@ -39,9 +40,10 @@ func main() {
 }
 
 type config struct {
-	addr     string
-	logLevel slog.Level
-	opts     dinterotest.Options
+	addr         string
+	logLevel     slog.Level
+	opts         dinterotest.Options
+	printVersion bool
 }
 
 // parseConfig reads flags, falling back to DINTERO_SANDBOX_* variables.
@@ -65,6 +67,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&f.TimeoutAfterChargeRate, "timeout-after-charge-rate", 0, "fraction of charges recorded but never answered")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "fraction of calls whose connection is dropped")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level (debug logs every request)")
+	fs.BoolVar(&c.printVersion, "version", false, "print the version, VCS revision and Go version, and exit")
 	fs.Func("callback-secret", "sign callbacks (Dintero-Signature) with this secret; unset: unsigned", func(v string) error {
 		c.opts.CallbackSecret = []byte(v)
 		return nil
@@ -72,6 +75,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 	var envErr error
 	fs.VisitAll(func(fl *flag.Flag) {
+		if fl.Name == "version" {
+			return
+		}
 		name := "DINTERO_SANDBOX_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
 		if v := getenv(name); v != "" && envErr == nil {
 			if err := fl.Value.Set(v); err != nil {
@@ -101,6 +107,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	c, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if c.printVersion {
+		fmt.Fprintln(stdout, buildinfo.Read(version).String("dintero-sandbox"))
+		return nil
 	}
 	c.opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
 	sb := dinterotest.New(c.opts)

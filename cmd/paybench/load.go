@@ -223,7 +223,7 @@ func publishAll(ctx context.Context, js jetstream.JetStream, subject string, l *
 		select {
 		case <-f.Ok():
 			continue
-		case <-f.Err():
+		case <-f.Err(): //nolint:errcheck // the failure is handled by republishing
 			// Republish synchronously until the stream has it.
 			for {
 				var err error

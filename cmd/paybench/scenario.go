@@ -123,6 +123,7 @@ func runScenario(ctx context.Context, c config, bin stack.Binaries, s scenario, 
 		return smp, fmt.Errorf("scenario %s: %w (logs in %s)", s.name, err, dir)
 	}
 	if ex := cl.exits(); len(ex) > 0 {
+		//nolint:errorlint // Err is nil after exit status 0, which %w would print as %!w(<nil>)
 		return smp, fmt.Errorf("scenario %s: %s exited unexpectedly: %v (logs in %s)", s.name, ex[0].Name, ex[0].Err, dir)
 	}
 	smp.Scenario, smp.Requests, smp.InFlight, smp.Load1 = s.name, n, s.inFlight, load1
@@ -148,7 +149,7 @@ func measure(ctx context.Context, cl *cluster, l *load, s scenario, profPath str
 	if err != nil {
 		return sample{}, err
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 
 	connName, pid := "payworker", 0
 	if s.naive {

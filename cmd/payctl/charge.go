@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"io"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,13 +10,19 @@ import (
 	"github.com/payworker/payworker/messages/publish"
 )
 
-func charge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("payctl charge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := addRequestFlags(fs, "Dintero's /v1/sessions/pay body", messages.ProductPayExCreditcard)
-	currency := fs.String("currency", "NOK", "currency")
-	operation := fs.String("operation", messages.OperationUnscheduledPurchase, "recurring_purchase or unscheduled_purchase")
-	if err := fs.Parse(args); err != nil {
+func charge(ctx context.Context, c cli, args []string) error {
+	fl := newFlags("payctl charge", "[flags] (--sample | --file body.json)", `
+Publishes a charge request to payments.charge.request: the body of a file
+(Dintero's POST /v1/sessions/pay body), or a sample built from the flags.
+The merchant_reference is the Nats-Msg-Id unless --msg-id says otherwise.`)
+	f := addRequestFlags(fl, "Dintero's /v1/sessions/pay body", messages.ProductPayExCreditcard)
+	currency := fl.String("currency", "NOK", "currency")
+	operation := fl.String("operation", messages.OperationUnscheduledPurchase, "recurring_purchase or unscheduled_purchase")
+	pos, err := fl.parse(c, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fl.Name(), pos); err != nil {
 		return err
 	}
 	body, err := f.body(func() ([]byte, error) {
@@ -27,7 +31,7 @@ func charge(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return f.publish(ctx, stdout, messages.MerchantReference(body), messages.SubjectChargeRequest,
+	return f.publish(ctx, c, messages.MerchantReference(body), messages.SubjectChargeRequest,
 		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
 			return publish.ChargeBody(ctx, js, body, *f.msgID)
 		})

@@ -9,68 +9,108 @@
 //	payctl status <merchant_reference>     the idempotency record and its stored result
 //	payctl dlq list                        dead-lettered requests, with reasons
 //	payctl dlq replay <seq>...             publish dead letters again, then remove them
+//	payctl version                         version, VCS revision and Go version
+//
+// Every command that prints takes --json; -h on any command prints its
+// help and connects to nothing. Exit codes: 0 ok, 1 error, 2 usage (an
+// unknown command or flag, a missing argument), 3 not found (status of an
+// unknown reference, replay of an unknown dead letter).
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-const usage = `payctl talks to payworker through NATS.
+// version is stamped at build time: go build -ldflags "-X main.version=v1.2.3"
+// (make build and the Dockerfile do).
+var version = "dev"
 
-Commands:
-  charge    publish a charge request (from --file, or a --sample built from flags)
-  session   publish a customer-initiated session request (from --file, or a --sample)
-  watch     follow results as they are published
-  status    show a merchant_reference's idempotency record and stored result
-  dlq       list or replay dead-lettered requests
+// command is one of payctl's commands.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, c cli, args []string) error
+}
 
-Run "payctl <command> -h" for a command's flags.
-`
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "payctl:", err)
-		os.Exit(1)
+func commands() []command {
+	return []command{
+		{"charge", "publish a charge request (from --file, or a --sample built from flags)", charge},
+		{"session", "publish a customer-initiated session request (from --file, or a --sample)", session},
+		{"watch", "follow results as they are published", watch},
+		{"status", "show a merchant_reference's idempotency record and stored result", status},
+		{"dlq", "list or replay dead-lettered requests", dlq},
+		{"version", "print payctl's version, VCS revision and Go version", versionCmd},
 	}
 }
 
+func usage(w io.Writer) {
+	fmt.Fprint(w, `payctl talks to payworker through NATS and Redis.
+
+Usage: payctl <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run "payctl <command> -h" (or "payctl help <command>") for a command's flags;
+-h never connects anywhere. Every command that prints takes --json.
+NATS_URL and REDIS_URL are read from the environment, as payworker does.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 not found.
+`)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	code := exitCode(err)
+	if code != exitOK {
+		fmt.Fprintln(os.Stderr, "payctl:", err)
+	}
+	os.Exit(code)
+}
+
+// run runs the command in args; exitCode turns its error into the exit
+// code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := cli{stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
+		usage(stderr)
+		return usagef("no command given")
 	}
 	switch args[0] {
-	case "charge":
-		return charge(ctx, args[1:], stdout, stderr)
-	case "session":
-		return session(ctx, args[1:], stdout, stderr)
-	case "watch":
-		return watch(ctx, args[1:], stdout, stderr)
-	case "status":
-		return status(ctx, args[1:], stdout, stderr)
-	case "dlq":
-		return dlq(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, usage)
+	case "-h", "-help", "--help":
+		usage(stdout)
 		return nil
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return nil
+		}
+		return run(ctx, []string{args[1], "-h"}, stdout, stderr)
+	case "-version", "--version":
+		return versionCmd(ctx, c, args[1:])
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	for _, cmd := range commands() {
+		if cmd.name == args[0] {
+			return cmd.run(ctx, c, args[1:])
+		}
+	}
+	usage(stderr)
+	return usagef("unknown command %q", args[0])
 }
 
 func natsURL() string { return envOr("NATS_URL", "nats://127.0.0.1:4222") }
@@ -88,7 +128,7 @@ func envOr(key, def string) string {
 func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Name("payctl"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect %s: %w", redactURL(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -96,4 +136,33 @@ func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// redactURL hides the passwords of a comma-separated list of URLs, even of
+// URLs that do not parse.
+func redactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			if u.User != nil {
+				parts[i] = u.Redacted()
+			}
+			continue
+		}
+		// Unparsable: hide everything between the scheme and the last @.
+		if s, at := strings.Index(p, "://"), strings.LastIndex(p, "@"); s >= 0 && at > s {
+			parts[i] = p[:s+3] + "xxxxx" + p[at:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// urlError is err, a parse error that may quote raw (and its password),
+// with raw redacted.
+func urlError(err error, raw string) string {
+	msg := err.Error()
+	for _, form := range []string{strconv.Quote(raw), raw} {
+		msg = strings.ReplaceAll(msg, form, strconv.Quote(redactURL(raw)))
+	}
+	return msg
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"time"
@@ -16,21 +14,22 @@ import (
 // and either a file or a sample built from the command's own flags.
 type requestFlags struct {
 	url, file, ref, token, msgID *string
-	sample                       *bool
+	sample, json                 *bool
 	amount                       *int64
 	provider                     *string
 }
 
-func addRequestFlags(fs *flag.FlagSet, what, defaultProvider string) requestFlags {
+func addRequestFlags(f *cmdFlags, what, defaultProvider string) requestFlags {
 	return requestFlags{
-		url:      fs.String("nats", natsURL(), "NATS server URL (env NATS_URL)"),
-		file:     fs.String("file", "", "publish this request body ("+what+")"),
-		sample:   fs.Bool("sample", false, "publish a sample request built from the flags below"),
-		ref:      fs.String("ref", "", "merchant_reference (default: sample-<time>)"),
-		amount:   fs.Int64("amount", 29990, "amount in minor units"),
-		provider: fs.String("provider", defaultProvider, "payment_product_type of the saved card"),
-		token:    fs.String("token", "sandbox-ok-4242", "card token (the sandbox's test cards start with sandbox-ok-, sandbox-insufficient-funds-, ...)"),
-		msgID:    fs.String("msg-id", "", "Nats-Msg-Id for JetStream de-duplication (default: the merchant_reference)"),
+		url:      f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)"),
+		file:     f.String("file", "", "publish this request body ("+what+")"),
+		sample:   f.Bool("sample", false, "publish a sample request built from the flags below"),
+		ref:      f.String("ref", "", "merchant_reference (default: sample-<time>)"),
+		amount:   f.Int64("amount", 29990, "amount in minor units"),
+		provider: f.String("provider", defaultProvider, "payment_product_type of the saved card"),
+		token:    f.String("token", "sandbox-ok-4242", "card token (the sandbox's test cards start with sandbox-ok-, sandbox-insufficient-funds-, ...)"),
+		msgID:    f.String("msg-id", "", "Nats-Msg-Id for JetStream de-duplication (default: the merchant_reference)"),
+		json:     f.Bool("json", false, "print one JSON object: merchant_reference, subject, stream, sequence, duplicate"),
 	}
 }
 
@@ -38,7 +37,7 @@ func addRequestFlags(fs *flag.FlagSet, what, defaultProvider string) requestFlag
 func (f requestFlags) body(build func() ([]byte, error)) ([]byte, error) {
 	switch {
 	case *f.file != "" && *f.sample:
-		return nil, fmt.Errorf("give --file or --sample, not both")
+		return nil, usagef("give --file or --sample, not both")
 	case *f.file != "":
 		return os.ReadFile(*f.file)
 	case *f.sample:
@@ -47,11 +46,20 @@ func (f requestFlags) body(build func() ([]byte, error)) ([]byte, error) {
 		}
 		return build()
 	}
-	return nil, fmt.Errorf("give --file FILE or --sample")
+	return nil, usagef("give --file FILE or --sample")
+}
+
+// published is what charge and session print with --json.
+type published struct {
+	MerchantReference string `json:"merchant_reference"`
+	Subject           string `json:"subject"`
+	Stream            string `json:"stream"`
+	Sequence          uint64 `json:"sequence"`
+	Duplicate         bool   `json:"duplicate"`
 }
 
 // publish connects, publishes with fn and says where the request went.
-func (f requestFlags) publish(ctx context.Context, stdout io.Writer, ref, subject string,
+func (f requestFlags) publish(ctx context.Context, c cli, ref, subject string,
 	fn func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error)) error {
 	nc, js, err := connect(*f.url)
 	if err != nil {
@@ -64,10 +72,21 @@ func (f requestFlags) publish(ctx context.Context, stdout io.Writer, ref, subjec
 	if err != nil {
 		return err
 	}
+	if *f.json {
+		return printJSON(c.stdout, published{MerchantReference: ref, Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate})
+	}
 	dup := ""
 	if ack.Duplicate {
 		dup = " (duplicate Nats-Msg-Id: JetStream kept the earlier one)"
 	}
-	fmt.Fprintf(stdout, "published %s to %s as %s #%d%s\n", ref, subject, ack.Stream, ack.Sequence, dup)
+	fmt.Fprintf(c.stdout, "published %s to %s as %s #%d%s\n", ref, subject, ack.Stream, ack.Sequence, dup)
+	return nil
+}
+
+// noArgs rejects positional arguments of a command that takes none.
+func noArgs(name string, pos []string) error {
+	if len(pos) > 0 {
+		return usagef("%s takes no arguments, got %q (see %s -h)", name, pos, name)
+	}
 	return nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"io"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,13 +10,19 @@ import (
 	"github.com/payworker/payworker/messages/publish"
 )
 
-func session(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("payctl session", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	f := addRequestFlags(fs, "Dintero's /v1/sessions-profile body", messages.ProductPayExCreditcard)
-	returnURL := fs.String("return-url", "https://example.com/thankyou", "where the customer's browser goes after paying")
-	callbackURL := fs.String("callback-url", "http://127.0.0.1:8080/dintero/callback", "where Dintero calls back (the worker's callback endpoint)")
-	if err := fs.Parse(args); err != nil {
+func session(ctx context.Context, c cli, args []string) error {
+	fl := newFlags("payctl session", "[flags] (--sample | --file body.json)", `
+Publishes a customer-initiated session request to payments.session.request:
+the body of a file (Dintero's POST /v1/sessions-profile body), or a sample
+built from the flags.`)
+	f := addRequestFlags(fl, "Dintero's /v1/sessions-profile body", messages.ProductPayExCreditcard)
+	returnURL := fl.String("return-url", "https://example.com/thankyou", "where the customer's browser goes after paying")
+	callbackURL := fl.String("callback-url", "http://127.0.0.1:8081/dintero/callback", "where Dintero calls back (the worker's callback endpoint)")
+	pos, err := fl.parse(c, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fl.Name(), pos); err != nil {
 		return err
 	}
 	body, err := f.body(func() ([]byte, error) {
@@ -36,7 +40,7 @@ func session(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return f.publish(ctx, stdout, messages.SessionMerchantReference(body), messages.SubjectSessionRequest,
+	return f.publish(ctx, c, messages.SessionMerchantReference(body), messages.SubjectSessionRequest,
 		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
 			return publish.SessionBody(ctx, js, body, *f.msgID)
 		})

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -13,60 +13,108 @@ import (
 	"github.com/payworker/payworker/idempotency"
 )
 
-func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("payctl status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rurl := fs.String("redis", redisURL(), "Redis URL of the idempotency store (env REDIS_URL)")
-	prefix := fs.String("prefix", envOr("PAYWORKER_IDEMPOTENCY_PREFIX", idempotency.DefaultPrefix), "key prefix (env PAYWORKER_IDEMPOTENCY_PREFIX)")
-	session := fs.Bool("session", false, "the reference of a customer-initiated session request, not a charge")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: payctl status [flags] <merchant_reference>")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+// record is the idempotency record as status --json prints it.
+type record struct {
+	MerchantReference string          `json:"merchant_reference"`
+	Kind              string          `json:"kind"` // "charge" or "session"
+	State             string          `json:"state"`
+	Attempts          int             `json:"attempts"`
+	Owner             string          `json:"owner,omitempty"`
+	LeaseUntil        *time.Time      `json:"lease_until,omitempty"`
+	RequestSequence   uint64          `json:"request_sequence"`
+	Reopenable        bool            `json:"reopenable"`
+	MaybeSent         bool            `json:"maybe_sent"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+	Fingerprint       string          `json:"fingerprint,omitempty"`
+	Result            json.RawMessage `json:"result,omitempty"`
+}
+
+func status(ctx context.Context, c cli, args []string) error {
+	f := newFlags("payctl status", "[flags] <merchant_reference>", `
+Shows the idempotency record of a merchant_reference in Redis: its state,
+attempts, lease, and the stored result. Exits 3 when there is no record
+(never claimed, or older than PAYWORKER_IDEMPOTENCY_RETENTION).
+REDIS_URL is read as payworker reads it; "payworker dev" prints its own.`)
+	rurl := f.String("redis", redisURL(), "Redis URL of the idempotency store (env REDIS_URL)")
+	prefix := f.String("prefix", envOr("PAYWORKER_IDEMPOTENCY_PREFIX", idempotency.DefaultPrefix), "key prefix (env PAYWORKER_IDEMPOTENCY_PREFIX)")
+	session := f.Bool("session", false, "the reference of a customer-initiated session request, not a charge")
+	asJSON := f.Bool("json", false, "print the record as one JSON object")
+	verbose := f.Bool("v", false, "show the Redis client's own log lines on stderr")
+	pos, err := f.parse(c, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give exactly one merchant_reference")
+	if len(pos) != 1 {
+		return usagef("give exactly one merchant_reference (see payctl status -h)")
 	}
-	ref := fs.Arg(0)
+	ref := pos[0]
 	opts, err := redis.ParseURL(*rurl)
 	if err != nil {
-		return fmt.Errorf("--redis: %w", err)
+		// url.Parse's errors quote the URL, password and all.
+		return usagef("--redis (REDIS_URL): %s", urlError(err, *rurl))
 	}
+	// go-redis logs dial retries and pool events on its own; they are not
+	// payctl's output.
+	logTo := io.Discard
+	if *verbose {
+		logTo = c.stderr
+	}
+	redis.SetLogger(redisLogger{logTo})
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	store, err := idempotency.New(rdb, idempotency.Options{Prefix: *prefix})
 	if err != nil {
 		return err
 	}
-	key := idempotency.ChargeKey(ref)
+	key, kind := idempotency.ChargeKey(ref), "charge"
 	if *session {
-		key = idempotency.SessionKey(ref)
+		key, kind = idempotency.SessionKey(ref), "session"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	rec, err := store.Get(ctx, key)
 	if errors.Is(err, idempotency.ErrNotFound) {
-		return fmt.Errorf("no record for %q: never claimed, or older than the retention", ref)
+		return notFoundf("no record for %q (%s): never claimed, or older than the retention", ref, kind)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "merchant_reference  %s\n", ref)
-	fmt.Fprintf(stdout, "state               %s\n", rec.State)
-	fmt.Fprintf(stdout, "attempts            %d\n", rec.Attempts)
-	fmt.Fprintf(stdout, "owner               %s\n", rec.Owner)
-	if !rec.LeaseUntil.IsZero() {
-		fmt.Fprintf(stdout, "lease until         %s\n", rec.LeaseUntil.UTC().Format(time.RFC3339Nano))
+	if *asJSON {
+		out := record{
+			MerchantReference: ref, Kind: kind, State: rec.State, Attempts: rec.Attempts, Owner: rec.Owner,
+			RequestSequence: rec.Sequence, Reopenable: rec.Reopenable, MaybeSent: rec.MaybeSent,
+			UpdatedAt: rec.UpdatedAt.UTC(), Fingerprint: rec.Fingerprint,
+		}
+		if !rec.LeaseUntil.IsZero() {
+			t := rec.LeaseUntil.UTC()
+			out.LeaseUntil = &t
+		}
+		if len(rec.Result) > 0 {
+			out.Result = rawJSON(rec.Result)
+		}
+		return printJSON(c.stdout, out)
 	}
-	fmt.Fprintf(stdout, "request sequence    %d\n", rec.Sequence)
-	fmt.Fprintf(stdout, "re-openable         %v\n", rec.Reopenable)
-	fmt.Fprintf(stdout, "may have been sent  %v\n", rec.MaybeSent)
-	fmt.Fprintf(stdout, "updated             %s\n", rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
+	w := c.stdout
+	fmt.Fprintf(w, "merchant_reference  %s\n", ref)
+	fmt.Fprintf(w, "state               %s\n", rec.State)
+	fmt.Fprintf(w, "attempts            %d\n", rec.Attempts)
+	fmt.Fprintf(w, "owner               %s\n", rec.Owner)
+	if !rec.LeaseUntil.IsZero() {
+		fmt.Fprintf(w, "lease until         %s\n", rec.LeaseUntil.UTC().Format(time.RFC3339Nano))
+	}
+	fmt.Fprintf(w, "request sequence    %d\n", rec.Sequence)
+	fmt.Fprintf(w, "re-openable         %v\n", rec.Reopenable)
+	fmt.Fprintf(w, "may have been sent  %v\n", rec.MaybeSent)
+	fmt.Fprintf(w, "updated             %s\n", rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
 	if len(rec.Result) > 0 {
-		fmt.Fprintf(stdout, "result              %s\n", rec.Result)
+		fmt.Fprintf(w, "result              %s\n", rec.Result)
 	}
 	return nil
+}
+
+// redisLogger sends go-redis's log lines to w (io.Discard unless -v).
+type redisLogger struct{ w io.Writer }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	fmt.Fprintf(l.w, "redis: "+format+"\n", v...)
 }

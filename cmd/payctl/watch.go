@@ -3,22 +3,37 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
 )
 
-func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("payctl watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	url := fs.String("nats", natsURL(), "NATS server URL (env NATS_URL)")
-	outcome := fs.String("outcome", "", "only this outcome: succeeded, declined, failed, rejected, created or completed")
-	all := fs.Bool("all", false, "replay every stored result first, not only new ones")
-	if err := fs.Parse(args); err != nil {
+// watched is one result as watch --json prints it.
+type watched struct {
+	Subject  string            `json:"subject"`
+	Sequence uint64            `json:"stream_sequence,omitempty"`
+	Time     *time.Time        `json:"time,omitempty"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	Result   any               `json:"result"`
+}
+
+func watch(ctx context.Context, c cli, args []string) error {
+	f := newFlags("payctl watch", "[flags]", `
+Follows results as payworker publishes them on payments.*.result.*, from the
+PAYMENT_RESULTS stream, until Ctrl-C. With --all it replays every stored
+result first. With --json every result is one line of JSON.`)
+	url := f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)")
+	outcome := f.String("outcome", "", "only this outcome: succeeded, declined, failed, rejected, created or completed")
+	all := f.Bool("all", false, "replay every stored result first, not only new ones")
+	asJSON := f.Bool("json", false, "one JSON object per result: subject, stream_sequence, time, headers, result")
+	pos, err := f.parse(c, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(f.Name(), pos); err != nil {
 		return err
 	}
 	subject := messages.SubjectResults
@@ -27,7 +42,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
 			messages.OutcomeCreated, messages.OutcomeCompleted:
 		default:
-			return fmt.Errorf("--outcome: want succeeded, declined, failed, rejected, created or completed, got %q", *outcome)
+			return usagef("--outcome: want succeeded, declined, failed, rejected, created or completed, got %q", *outcome)
 		}
 		subject = "payments.*.result." + *outcome
 	}
@@ -47,7 +62,7 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("results stream %s: %w (has payworker started once?)", messages.StreamResults, err)
 	}
-	fmt.Fprintf(stderr, "watching %s (Ctrl-C to stop)\n", subject)
+	fmt.Fprintf(c.stderr, "watching %s (Ctrl-C to stop)\n", subject)
 	it, err := cons.Messages()
 	if err != nil {
 		return err
@@ -62,6 +77,22 @@ func watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return err
 		}
-		fmt.Fprintf(stdout, "%s %s\n", msg.Subject(), msg.Data())
+		if !*asJSON {
+			fmt.Fprintf(c.stdout, "%s %s\n", msg.Subject(), msg.Data())
+			continue
+		}
+		w := watched{Subject: msg.Subject(), Result: rawJSON(msg.Data())}
+		if md, err := msg.Metadata(); err == nil {
+			w.Sequence, w.Time = md.Sequence.Stream, &md.Timestamp
+		}
+		if h := msg.Headers(); len(h) > 0 {
+			w.Headers = make(map[string]string, len(h))
+			for k := range h {
+				w.Headers[k] = h.Get(k)
+			}
+		}
+		if err := printJSON(c.stdout, w); err != nil {
+			return err
+		}
 	}
 }

@@ -13,9 +13,13 @@ import (
 	"github.com/payworker/payworker/cmd/internal/service"
 )
 
+// version is set at build time: -ldflags "-X main.version=v1.2.3" (make
+// build and the Dockerfile set it from git describe).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := service.Main(ctx, os.Args[1:], os.Getenv)
+	code := service.Main(ctx, version, os.Args[1:], os.Getenv)
 	stop()
 	os.Exit(code)
 }

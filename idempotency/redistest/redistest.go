@@ -11,6 +11,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -252,7 +253,9 @@ func (s *Server) waitReady(done <-chan struct{}, pid int) error {
 // foreign server that grabbed the port in the meantime is not mistaken for
 // ours.
 func ping(addr string, pid int) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	c, err := new(net.Dialer).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return false
 	}

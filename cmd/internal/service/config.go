@@ -35,6 +35,7 @@ type Config struct {
 	HTTPAddr            string
 	CallbackAddr        string
 	StreamReplicas      int
+	ResolveSchedule     []time.Duration
 	Consumer            string
 	AckWait             time.Duration
 	MaxDeliver          int
@@ -107,6 +108,11 @@ func settings(c *Config) []setting {
 		{env: "PAYWORKER_MAX_DELIVER", flag: "max-deliver", def: "20", usage: "deliveries before a request is dead-lettered as failed", set: num(&c.MaxDeliver)},
 		{env: "PAYWORKER_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "time in-flight charges get to finish on SIGTERM (at least DINTERO_TIMEOUT + 5s)", set: dur(&c.ShutdownGrace)},
 		{env: "PAYWORKER_SKIP_SETUP", flag: "skip-setup", def: "false", usage: "do not create the missing streams and consumer (their settings are still checked)", set: boolean(&c.SkipSetup)},
+		{env: "PAYWORKER_RESOLVE_SCHEDULE", flag: "resolve-schedule", def: "1m,5m,15m,1h,6h,24h*7", usage: "waits before each lookup of a charge whose outcome is unknown; a*n repeats a n times", set: func(v string) error {
+			d, err := worker.ParseSchedule(v)
+			c.ResolveSchedule = d
+			return err
+		}},
 		{env: "PAYWORKER_STREAM_REPLICAS", flag: "stream-replicas", def: "1", usage: "replicas of the streams, bucket and consumer payworker creates: 1, 3 or 5", set: num(&c.StreamReplicas)},
 		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},
 		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},

@@ -47,14 +47,28 @@ var deployFiles = []string{
 	"deploy/kubernetes/deployment.yaml",
 	"deploy/kubernetes/service.yaml",
 	"deploy/kubernetes/pdb.yaml",
-	"deploy/kubernetes/configmap.yaml",
+	"deploy/kubernetes/payworker.env",
 	"deploy/kubernetes/secret.yaml",
 	"deploy/kubernetes/scaledobject.yaml",
+	"deploy/kubernetes/networkpolicy.yaml",
+	"deploy/kubernetes/components/servicemonitor/servicemonitor.yaml",
+	"deploy/kubernetes/components/podmonitor/podmonitor.yaml",
+	"deploy/kubernetes/components/callback-ingress/ingress.yaml",
+	"deploy/prometheus/alerts_test.yml",
 }
 
 // knownMetrics are the series alert rules and dashboards may use: what
-// payworker exports, `up`, and prometheus-nats-exporter's consumer lag.
+// payworker exports, `up`, the process collector's start time, and
+// prometheus-nats-exporter's consumer lag. TestDeployMetricsAreExported
+// (deploy_day2_test.go) checks the payworker_ ones against the worker's
+// registry; pendingMetrics lists those announced but not exported yet.
 var knownMetrics = map[string]bool{
+	"payworker_build_info":                              true,
+	"payworker_parked_requests":                         true,
+	"payworker_needs_review_total":                      true,
+	"payworker_token_blocked_total":                     true,
+	"payworker_dintero_rate_limited_total":              true,
+	"process_start_time_seconds":                        true,
 	"payworker_requests_total":                          true,
 	"payworker_dead_letters_total":                      true,
 	"payworker_in_flight":                               true,
@@ -68,7 +82,8 @@ var knownMetrics = map[string]bool{
 	"up":                                                true,
 }
 
-// scrapeJob is the Prometheus job name the alert rules select.
+// scrapeJob is the job name of the compose Prometheus's payworker scrape
+// config. The alert rules and the dashboard select no job.
 const scrapeJob = "payworker"
 
 func TestDeployFilesExist(t *testing.T) {
@@ -91,6 +106,12 @@ func envProblems(where string, env map[string]string) (*Config, []string) {
 	read := map[string]bool{}
 	for _, s := range settings(&Config{}) {
 		read[s.env] = true
+	}
+	for _, v := range runtimeVariables {
+		read[v] = true
+	}
+	for _, v := range pendingVariables {
+		read[v] = true
 	}
 	var problems []string
 	for _, k := range sortedKeys(env) {
@@ -363,7 +384,8 @@ type k8sObject struct {
 	StringData map[string]yaml.Node `yaml:"stringData"`
 	Spec       yaml.Node            `yaml:"spec"`
 
-	file string
+	file      string
+	generated bool // made by kustomization.yaml's configMapGenerator
 }
 
 type labelSelector struct {
@@ -467,20 +489,50 @@ type scaledObjectSpec struct {
 }
 
 type kustomization struct {
-	Resources []string `yaml:"resources"`
+	Resources          []string `yaml:"resources"`
+	Components         []string `yaml:"components"`
+	ConfigMapGenerator []struct {
+		Name     string   `yaml:"name"`
+		Envs     []string `yaml:"envs"`
+		Literals []string `yaml:"literals"`
+	} `yaml:"configMapGenerator"`
 }
 
-// loadKubernetes reads kustomization.yaml and every resource it lists.
+// loadKubernetes reads kustomization.yaml, every resource it lists, and
+// the ConfigMaps its configMapGenerator makes.
 func loadKubernetes(t *testing.T) (kustomization, []k8sObject) {
 	t.Helper()
+	k, objs, err := parseKubernetes(readRepoFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, objs
+}
+
+// readRepoFile reads a file of the repository, path relative to its root.
+func readRepoFile(rel string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(repoRoot, filepath.FromSlash(rel)))
+}
+
+// parseKubernetes is loadKubernetes with the files read by read (tests
+// hand it edited copies).
+func parseKubernetes(read func(rel string) ([]byte, error)) (kustomization, []k8sObject, error) {
 	var k kustomization
-	if err := yaml.Unmarshal(readFile(t, "deploy/kubernetes/kustomization.yaml"), &k); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
+	raw, err := read("deploy/kubernetes/kustomization.yaml")
+	if err != nil {
+		return k, nil, err
+	}
+	if err := yaml.Unmarshal(raw, &k); err != nil {
+		return k, nil, fmt.Errorf("kustomization.yaml: %w", err)
 	}
 	var objs []k8sObject
 	for _, r := range k.Resources {
 		rel := path.Join("deploy/kubernetes", r)
-		dec := yaml.NewDecoder(bytes.NewReader(readFile(t, rel)))
+		raw, err := read(rel)
+		if err != nil {
+			return k, nil, err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		for {
 			var o k8sObject
 			err := dec.Decode(&o)
@@ -488,7 +540,7 @@ func loadKubernetes(t *testing.T) (kustomization, []k8sObject) {
 				break
 			}
 			if err != nil {
-				t.Fatalf("%s: %v", rel, err)
+				return k, nil, fmt.Errorf("%s: %w", rel, err)
 			}
 			if o.Kind == "" {
 				continue // an empty document
@@ -497,7 +549,39 @@ func loadKubernetes(t *testing.T) (kustomization, []k8sObject) {
 			objs = append(objs, o)
 		}
 	}
-	return k, objs
+	for _, g := range k.ConfigMapGenerator {
+		o := k8sObject{APIVersion: "v1", Kind: "ConfigMap", Data: map[string]yaml.Node{}, generated: true}
+		o.Metadata.Name = g.Name
+		o.file = "deploy/kubernetes/kustomization.yaml"
+		lines := slices.Clone(g.Literals)
+		for _, f := range g.Envs {
+			rel := path.Join("deploy/kubernetes", f)
+			raw, err := read(rel)
+			if err != nil {
+				return k, nil, err
+			}
+			o.file = rel
+			for i, line := range strings.Split(string(raw), "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				if key, _, ok := strings.Cut(line, "="); !ok || key == "" || strings.ContainsAny(key, " \t") {
+					return k, nil, fmt.Errorf("%s:%d: %q is not KEY=VALUE", rel, i+1, line)
+				}
+				lines = append(lines, line)
+			}
+		}
+		for _, l := range lines {
+			key, value, _ := strings.Cut(l, "=")
+			if _, dup := o.Data[key]; dup {
+				return k, nil, fmt.Errorf("%s: %s is set twice", o.file, key)
+			}
+			o.Data[key] = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
+		}
+		objs = append(objs, o)
+	}
+	return k, objs, nil
 }
 
 // stringValues decodes ConfigMap data or Secret data/stringData; values
@@ -583,9 +667,10 @@ func kubernetesProblems(objs []k8sObject) []string {
 			}
 		}
 	}
-	for _, kind := range []string{"Deployment", "Service", "PodDisruptionBudget", "ConfigMap", "Secret", "ScaledObject"} {
-		if len(byKind[kind]) != 1 {
-			bad("kustomization: want one %s, have %d", kind, len(byKind[kind]))
+	for kind, n := range map[string]int{"Deployment": 1, "Service": 2, "PodDisruptionBudget": 1, "ConfigMap": 1,
+		"Secret": 3, "ScaledObject": 1, "NetworkPolicy": 1} {
+		if len(byKind[kind]) != n {
+			bad("kustomization: want %d %s, have %d", n, kind, len(byKind[kind]))
 		}
 	}
 	if len(byKind["Deployment"]) != 1 {
@@ -726,7 +811,15 @@ func kubernetesProblems(objs []k8sObject) []string {
 			bad("%s: selector %v does not match the pod labels %v", svc.file, ss.Selector, podLabels)
 		}
 		for _, sp := range ss.Ports {
-			if port, err := resolvePort(sp.TargetPort, c); err != nil || (httpPort != 0 && port != httpPort) {
+			port, err := resolvePort(sp.TargetPort, c)
+			switch {
+			case err != nil:
+				bad("%s: Service %s port %s: %v", svc.file, svc.Metadata.Name, sp.Name, err)
+			case svc.Metadata.Name == "payworker-callback":
+				if cfg != nil && port == httpPort {
+					bad("%s: Service payworker-callback targets the metrics port %d: it must expose the callback port only", svc.file, port)
+				}
+			case httpPort != 0 && port != httpPort:
 				bad("%s: port %s does not target the metrics port %d", svc.file, sp.Name, httpPort)
 			}
 		}
@@ -773,8 +866,13 @@ func kubernetesProblems(objs []k8sObject) []string {
 			if cfg != nil && m["consumer"] != cfg.Consumer {
 				bad("%s: trigger consumer %q, but the pods use PAYWORKER_CONSUMER %q", so.file, m["consumer"], cfg.Consumer)
 			}
-			if m["account"] != "$G" {
-				bad("%s: trigger account %q, want \"$G\"", so.file, m["account"])
+			switch {
+			case env["NATS_CREDS"] == "" && m["account"] != "$G":
+				bad("%s: trigger account %q, want \"$G\" (no NATS accounts without credentials)", so.file, m["account"])
+			case env["NATS_CREDS"] != "" && m["account"] == "$G":
+				bad("%s: trigger account \"$G\", but with NATS_CREDS the user's account is its public key (or a REPLACE_ME placeholder)", so.file)
+			case env["NATS_CREDS"] != "" && !strings.HasPrefix(m["account"], "REPLACE_ME") && !natsAccountKey.MatchString(m["account"]):
+				bad("%s: trigger account %q is not an account public key (A and 55 more characters)", so.file, m["account"])
 			}
 			if n, err := strconv.Atoi(m["lagThreshold"]); err != nil || n <= 0 {
 				bad("%s: trigger lagThreshold %q is not a positive integer", so.file, m["lagThreshold"])
@@ -782,8 +880,17 @@ func kubernetesProblems(objs []k8sObject) []string {
 			mon, _, err := net.SplitHostPort(m["natsServerMonitoringEndpoint"])
 			if err != nil {
 				bad("%s: natsServerMonitoringEndpoint: %v", so.file, err)
-			} else if u, err := url.Parse(strings.Split(env["NATS_URL"], ",")[0]); err == nil && u.Hostname() != mon {
-				bad("%s: natsServerMonitoringEndpoint host %q is not NATS_URL's %q", so.file, mon, u.Hostname())
+			}
+			// One server: the same host. A cluster: KEDA queries each node as
+			// <server name>.<endpoint host>, so NATS_URL's hosts are those.
+			for _, one := range strings.Split(env["NATS_URL"], ",") {
+				u, perr := url.Parse(strings.TrimSpace(one))
+				if err != nil || perr != nil {
+					continue
+				}
+				if _, rest, _ := strings.Cut(u.Hostname(), "."); u.Hostname() != mon && rest != mon {
+					bad("%s: natsServerMonitoringEndpoint host %q is not NATS_URL's %q (nor its domain, for a cluster)", so.file, mon, u.Hostname())
+				}
 			}
 		}
 		if !found {
@@ -916,13 +1023,13 @@ func alertProblems(rf ruleFile) []string {
 			for _, n := range metricNames(r.Expr) {
 				used[n] = true
 			}
-			if strings.Contains(r.Expr, "up{") && !strings.Contains(r.Expr, `job="`+scrapeJob+`"`) {
-				bad("%s: up must select job=%q", r.Alert, scrapeJob)
+			if jobMatcher.MatchString(r.Expr) {
+				bad("%s: selects a scrape job (%s); select payworker's metrics instead, the job's name depends on how it is scraped", r.Alert, jobMatcher.FindString(r.Expr))
 			}
 		}
 	}
 	// Dead letters, failed outcomes, consumer lag, not ready and down.
-	for _, m := range []string{"payworker_dead_letters_total", "payworker_requests_total", "jetstream_consumer_num_pending", "payworker_ready", "up"} {
+	for _, m := range []string{"payworker_dead_letters_total", "payworker_requests_total", "jetstream_consumer_num_pending", "payworker_ready", "up", "payworker_build_info"} {
 		if !used[m] {
 			bad("no alert uses %s", m)
 		}
@@ -1060,7 +1167,7 @@ func dashboardProblems(d grafanaDashboard) []string {
 	}
 	walk(d.Panels)
 	for _, m := range sortedKeys(knownMetrics) {
-		if m != "payworker_dintero_request_duration_seconds_sum" && !used[m] {
+		if m != "payworker_dintero_request_duration_seconds_sum" && m != "process_start_time_seconds" && !used[m] {
 			bad("no panel shows %s", m)
 		}
 	}
@@ -1212,49 +1319,32 @@ func TestDeployChecksCatchMistakes(t *testing.T) {
 		if p := kubernetesProblems(objs); len(p) > 0 {
 			t.Fatalf("the real manifests have problems: %q", p)
 		}
-		// Each edit rewrites the YAML of one object, by kind.
-		for name, tc := range map[string]struct{ kind, old, new, want string }{
-			"configmap typo":      {"ConfigMap", "LOG_LEVEL:", "LOG_LEVLE:", "LOG_LEVLE is not a variable"},
-			"secret typo":         {"Secret", "DINTERO_CLIENT_SECRET:", "DINTERO_CLIENT_SECRT:", "DINTERO_CLIENT_SECRT is not a variable"},
-			"real-looking secret": {"Secret", "REPLACE_ME_dintero_client_secret", "s3cr3t", "must be a placeholder"},
-			"required id missing": {"Secret", "DINTERO_CLIENT_ID: REPLACE_ME_dintero_client_id\n", "", "DINTERO_CLIENT_ID"},
-			"readiness path":      {"Deployment", "path: /readyz", "path: /ready", `path "/ready"`},
-			"probe port":          {"Deployment", "port: http", "port: 9090", "port 9090"},
-			"env typo":            {"Deployment", "- name: PAYWORKER_SHUTDOWN_GRACE", "- name: PAYWORKER_SHUTDOWN_GRAZE", "PAYWORKER_SHUTDOWN_GRAZE is not a variable"},
-			"grace too long":      {"Deployment", "value: 25s", "value: 45s", "terminationGracePeriodSeconds"},
-			"writable root":       {"Deployment", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnlyRootFilesystem"},
-			"envFrom secret gone": {"Deployment", "name: payworker-dintero", "name: payworker-dintero-x", "Secret/payworker-dintero-x is not among"},
-			"pdb selector":        {"PodDisruptionBudget", "      app.kubernetes.io/name: payworker", "      app.kubernetes.io/name: payworkers", "does not match the Deployment's pod labels"},
-			"scaled target":       {"ScaledObject", "    name: payworker\n", "    name: worker\n", "is not the Deployment"},
-			"scaled stream":       {"ScaledObject", "stream: PAYMENT_REQUESTS", "stream: PAYMENT_RESULTS", "trigger stream"},
-			"scaled consumer":     {"ScaledObject", "consumer: payworker", "consumer: worker", "trigger consumer"},
-			"nats endpoint host":  {"ScaledObject", "natsServerMonitoringEndpoint: nats.", "natsServerMonitoringEndpoint: other.", "is not NATS_URL's"},
-			"configmap number":    {"ConfigMap", `"256"`, "256", "is !!int, quote it"},
-			"namespaced":          {"ConfigMap", "metadata:\n", "metadata:\n  namespace: prod\n", "sets a namespace"},
-			"service target":      {"Service", "targetPort: http", "targetPort: 80", "does not target the metrics port"},
+		// Each edit rewrites one file under deploy/kubernetes.
+		for name, tc := range map[string]editCase{
+			"configmap typo":      {"payworker.env", "LOG_LEVEL=", "LOG_LEVLE=", "LOG_LEVLE is not a variable"}, //nolint:misspell // the typo is the test
+			"secret typo":         {"secret.yaml", "DINTERO_CLIENT_SECRET:", "DINTERO_CLIENT_SECRT:", "DINTERO_CLIENT_SECRT is not a variable"},
+			"real-looking secret": {"secret.yaml", "REPLACE_ME_dintero_client_secret", "s3cr3t", "must be a placeholder"},
+			"required id missing": {"secret.yaml", "  DINTERO_CLIENT_ID: REPLACE_ME_dintero_client_id\n", "", "DINTERO_CLIENT_ID"},
+			"readiness path":      {"deployment.yaml", "path: /readyz", "path: /ready", `path "/ready"`},
+			"probe port":          {"deployment.yaml", "port: http", "port: 9090", "port 9090"},
+			"env typo":            {"deployment.yaml", "- name: GOMEMLIMIT", "- name: GOMEMLIMT", "GOMEMLIMT is not a variable"},
+			"grace too long":      {"payworker.env", "PAYWORKER_SHUTDOWN_GRACE=30s", "PAYWORKER_SHUTDOWN_GRACE=50s", "terminationGracePeriodSeconds"},
+			"writable root":       {"deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnlyRootFilesystem"},
+			"envFrom secret gone": {"deployment.yaml", "name: payworker-dintero", "name: payworker-dintero-x", "Secret/payworker-dintero-x is not among"},
+			"pdb selector":        {"pdb.yaml", "      app.kubernetes.io/name: payworker", "      app.kubernetes.io/name: payworkers", "does not match the Deployment's pod labels"},
+			"scaled target":       {"scaledobject.yaml", "    name: payworker\n", "    name: worker\n", "is not the Deployment"},
+			"scaled stream":       {"scaledobject.yaml", "stream: PAYMENT_REQUESTS", "stream: PAYMENT_RESULTS", "trigger stream"},
+			"scaled consumer":     {"scaledobject.yaml", "consumer: payworker", "consumer: worker", "trigger consumer"},
+			"nats endpoint host":  {"scaledobject.yaml", "natsServerMonitoringEndpoint: nats-headless.", "natsServerMonitoringEndpoint: other.", "is not NATS_URL's"},
+			"account $G":          {"scaledobject.yaml", "account: REPLACE_ME_nats_account_public_key", `account: "$G"`, "with NATS_CREDS"},
+			"env file syntax":     {"payworker.env", "LOG_LEVEL=info", "LOG_LEVEL info", "is not KEY=VALUE"},
+			"env set twice":       {"payworker.env", "LOG_LEVEL=info", "LOG_LEVEL=info\nLOG_LEVEL=debug", "set twice"},
+			"namespaced":          {"service.yaml", "metadata:\n", "metadata:\n  namespace: prod\n", "sets a namespace"},
+			"service target":      {"service.yaml", "targetPort: http", "targetPort: 80", "does not target the metrics port"},
+			"callback svc http":   {"service.yaml", "targetPort: callback", "targetPort: http", "must expose the callback port only"},
 		} {
 			t.Run(name, func(t *testing.T) {
-				broken := make([]k8sObject, 0, len(objs))
-				edited := false
-				for _, o := range objs {
-					if o.Kind == tc.kind {
-						raw := readFile(t, o.file)
-						if !bytes.Contains(raw, []byte(tc.old)) {
-							t.Fatalf("%s does not contain %q", o.file, tc.old)
-						}
-						var b k8sObject
-						if err := yaml.Unmarshal(bytes.Replace(raw, []byte(tc.old), []byte(tc.new), 1), &b); err != nil {
-							t.Fatal(err)
-						}
-						b.file = o.file
-						o, edited = b, true
-					}
-					broken = append(broken, o)
-				}
-				if !edited {
-					t.Fatalf("no %s", tc.kind)
-				}
-				wantProblem(t, kubernetesProblems(broken), tc.want)
+				wantProblem(t, tc.problems(t, kubernetesProblems), tc.want)
 			})
 		}
 	})
@@ -1265,7 +1355,7 @@ func TestDeployChecksCatchMistakes(t *testing.T) {
 			"metric typo":  {"payworker_dead_letters_total", "payworker_deadletters_total", `unknown metric "payworker_deadletters_total"`},
 			"no severity":  {"severity: critical", "priority: critical", "no severity label"},
 			"bad for":      {"for: 10m", "for: ten minutes", "for:"},
-			"up other job": {`up{job="payworker"}`, `up{job="workers"}`, "up must select"},
+			"a job's name": {"absent(payworker_build_info)", `absent(up{job="payworker"})`, "selects a scrape job"},
 		} {
 			t.Run(name, func(t *testing.T) {
 				var rf ruleFile

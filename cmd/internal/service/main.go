@@ -14,15 +14,18 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/payworker/payworker/cmd/internal/buildinfo"
 )
 
 // Main runs payworker: `payworker [flags]` runs the worker, `payworker
-// version` (or -version) prints the version. It returns the process's exit
-// code: 0 after a clean stop, 1 on an error, 2 on a usage error.
-func Main(ctx context.Context, args []string, getenv func(string) string) int {
+// version` (or -version) prints the version. version is the command's
+// stamped version (-ldflags "-X main.version=..."). It returns the
+// process's exit code: 0 after a clean stop, 1 on an error, 2 on a usage
+// error.
+func Main(ctx context.Context, version string, args []string, getenv func(string) string) int {
+	build = buildinfo.Read(version)
 	if len(args) > 0 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version") {
-		fmt.Println(VersionLine())
+		fmt.Println(build.String("payworker"))
 		return 0
 	}
 	cfg, err := LoadConfig(args, getenv, os.Stderr)
@@ -34,7 +37,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string) int {
 		return 2
 	}
 	log := NewLogger(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	if err := Run(ctx, cfg, log); err != nil {
 		log.Error("payworker stopped", "err", err)
 		return 1

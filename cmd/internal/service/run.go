@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +27,7 @@ import (
 // address that cannot be listened on, or streams and a consumer whose
 // settings break a guarantee (worker.ErrConfig), are.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	metrics := worker.NewMetrics(reg)
@@ -47,16 +47,17 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer closeNATS()
 	w, err := worker.New(js, store, gw, worker.Config{
-		Consumer:       cfg.Consumer,
-		MaxInFlight:    cfg.MaxInFlight,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     cfg.MaxDeliver,
-		SkipSetup:      cfg.SkipSetup,
-		StreamReplicas: cfg.StreamReplicas,
-		ShutdownGrace:  cfg.ShutdownGrace,
-		CallbackURL:    cfg.CallbackURL,
-		Logger:         log,
-		Metrics:        metrics,
+		Consumer:        cfg.Consumer,
+		MaxInFlight:     cfg.MaxInFlight,
+		AckWait:         cfg.AckWait,
+		MaxDeliver:      cfg.MaxDeliver,
+		SkipSetup:       cfg.SkipSetup,
+		StreamReplicas:  cfg.StreamReplicas,
+		ResolveSchedule: cfg.ResolveSchedule,
+		ShutdownGrace:   cfg.ShutdownGrace,
+		CallbackURL:     cfg.CallbackURL,
+		Logger:          log,
+		Metrics:         metrics,
 	})
 	if err != nil {
 		return err
@@ -298,6 +299,6 @@ func buildInfo() prometheus.Collector {
 		Name: "payworker_build_info",
 		Help: "Always 1; the labels say which payworker runs.",
 	}, []string{"version", "revision", "goversion"})
-	g.WithLabelValues(Version(), Revision(), runtime.Version()).Set(1)
+	g.WithLabelValues(build.Version, build.Revision, build.GoVersion).Set(1)
 	return g
 }

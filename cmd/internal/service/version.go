@@ -1,54 +1,12 @@
 package service
 
-import (
-	"runtime"
-	"runtime/debug"
-)
+import "github.com/payworker/payworker/cmd/internal/buildinfo"
 
-// version is set at build time: -ldflags "-X github.com/payworker/payworker/cmd/internal/service.version=v1.2.3".
-var version = ""
+// build is what this binary was built from; Main sets its stamped version.
+var build = buildinfo.Read("")
 
-// Version is payworker's version: the one stamped at build time, else the
-// module version, else "dev".
-func Version() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+// Version is payworker's version (see buildinfo.Info.Version).
+func Version() string { return build.Version }
 
-// Revision is the VCS revision the binary was built from (go build stamps
-// it), with "-dirty" for a modified tree, or "".
-func Revision() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "-dirty"
-			}
-		}
-	}
-	if rev == "" {
-		return ""
-	}
-	return rev + dirty
-}
-
-// VersionLine is what `payworker version` prints.
-func VersionLine() string {
-	line := "payworker " + Version()
-	if r := Revision(); r != "" {
-		line += " (" + r + ")"
-	}
-	return line + " " + runtime.Version()
-}
+// Revision is the VCS revision the binary was built from, or "".
+func Revision() string { return build.Revision }

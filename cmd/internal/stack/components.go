@@ -130,7 +130,9 @@ func (r *Redis) Restart() error { return r.srv.Restart() }
 
 // PID asks the running server for its process id.
 func (r *Redis) PID() (int, error) {
-	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := new(net.Dialer).DialContext(dctx, "tcp", r.Addr())
 	if err != nil {
 		return 0, fmt.Errorf("stack: redis: %w", err)
 	}

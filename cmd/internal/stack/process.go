@@ -170,9 +170,10 @@ func (p *Process) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-r.done:
+			//nolint:errorlint // r.err is nil after exit status 0, which %w would print as %!w(<nil>)
 			return fmt.Errorf("stack: %s exited before it was ready: %v (see %s)", p.cfg.Name, r.err, p.cfg.LogPath)
 		case <-ctx.Done():
-			return fmt.Errorf("stack: %s not ready: %w (last check: %v; see %s)", p.cfg.Name, context.Cause(ctx), last, p.cfg.LogPath)
+			return fmt.Errorf("stack: %s not ready: %w (last check: %w; see %s)", p.cfg.Name, context.Cause(ctx), last, p.cfg.LogPath)
 		case <-tick.C:
 		}
 	}

@@ -148,7 +148,7 @@ func (s *Stack) WaitSetup(ctx context.Context, timeout time.Duration) error {
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("stack: stream %s not there: %w (last error: %v)", name, context.Cause(ctx), err)
+				return fmt.Errorf("stack: stream %s not there: %w (last error: %w)", name, context.Cause(ctx), err)
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
