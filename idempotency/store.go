@@ -59,6 +59,8 @@ type Store struct {
 	releaseScript  *redis.Script
 	forgetScript   *redis.Script
 	parkScript     *redis.Script
+
+	tokenAcquireScript *redis.Script
 }
 
 func (o *Options) setDefaults() {
@@ -111,6 +113,8 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 		releaseScript:  redis.NewScript(releaseSrc),
 		forgetScript:   redis.NewScript(forgetSrc),
 		parkScript:     redis.NewScript(parkSrc),
+
+		tokenAcquireScript: redis.NewScript(tokenAcquireSrc),
 	}, nil
 }
 

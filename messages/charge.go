@@ -164,6 +164,14 @@ const (
 	// CodeClosedByOperator: an operator closed a parked request after
 	// checking Dintero's backoffice (payctl resolve --as).
 	CodeClosedByOperator = "closed_by_operator"
+	// CodeTokenBlocked: declined without calling Dintero: the card token
+	// was declined before with DO_NOT_RETRY, or a decline no retry can fix.
+	// retry_codes is ["DO_NOT_RETRY"].
+	CodeTokenBlocked = "token_blocked"
+	// CodeRetryLimitReached: declined without calling Dintero: the card
+	// token was declined as often as the card networks allow in a window;
+	// retry_after is when the next attempt may be made.
+	CodeRetryLimitReached = "retry_limit_reached"
 )
 
 // ChargeResult is the one final event published for each charge request.

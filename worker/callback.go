@@ -80,7 +80,7 @@ func (c CallbackConfig) Validate() error {
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			errs = append(errs, fmt.Errorf("PublicURL %q is not an absolute http(s) URL", c.PublicURL))
+			errs = append(errs, fmt.Errorf("the public URL %q is not an absolute http(s) URL", c.PublicURL))
 		}
 	}
 	if c.Tolerance < 0 {

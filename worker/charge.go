@@ -65,11 +65,16 @@ func (c *chargeRequest) call(ctx context.Context, w *Worker, d *delivery) decisi
 // pay sends the charge, strict or letting Dintero refuse only a second
 // success, and decides on Dintero's answer.
 func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict bool) decision {
+	t, blocked := w.acquireToken(ctx, d, c)
+	if blocked != nil {
+		return *blocked
+	}
 	opts := []dintero.CallOption{dintero.WithFence(w.fence(d))}
 	if strict {
 		opts = append(opts, dintero.WithStrictReference())
 	}
 	tx, err := w.gw.PaySession(ctx, c.body, opts...)
+	w.settleToken(ctx, d, t, tx, err)
 	if err == nil {
 		return finish(c.fromTransaction(tx, d.attempts(), w.now()))
 	}
@@ -82,6 +87,7 @@ func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict 
 	}
 	switch derr.Kind {
 	case dintero.KindDeclined:
+		w.m.declined(derr.Transaction.LastError())
 		return finish(c.fromTransaction(derr.Transaction, d.attempts(), w.now()))
 	case dintero.KindUnknownOutcome:
 		// The card may have been charged: ask Dintero what happened.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
 )
 
@@ -63,6 +64,20 @@ type Config struct {
 	// ReviewEvery is how often a parked charge is still looked up once
 	// its resolution schedule is over (it then needs review). Default 24h.
 	ReviewEvery time.Duration
+	// Tokens, when set, turns the token governor on (governor.go): card
+	// tokens Dintero said not to retry are blocked, and declined attempts
+	// per token are limited by TokenLimits. Nil: off.
+	Tokens Tokens
+	// TokenKey is the key of the keyed hash that names a card token in
+	// the store; every pod must have the same. Required with Tokens.
+	TokenKey []byte
+	// TokenLimits are the rolling windows of declined attempts per token.
+	// Nil means DefaultTokenLimits (10 in 24h, 15 in 30 days); an empty
+	// slice means no limit.
+	TokenLimits []idempotency.TokenLimit
+	// DisableQuarantine keeps tokens from being blocked after a decline
+	// no retry can fix (the limits still count them).
+	DisableQuarantine bool
 	// CallbackURL, when set, is the public URL of this service's
 	// Callbacks endpoint. Session requests are then sent to Dintero with
 	// url.callback_url set to it (with report_error=true, so that failed
@@ -114,6 +129,9 @@ func (c *Config) setDefaults() {
 	if c.ReviewEvery == 0 {
 		c.ReviewEvery = 24 * time.Hour
 	}
+	if c.TokenLimits == nil {
+		c.TokenLimits = DefaultTokenLimits()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -144,6 +162,15 @@ func (c Config) Validate() error {
 	for _, d := range c.ResolveSchedule {
 		if d < time.Second {
 			errs = append(errs, fmt.Errorf("ResolveSchedule: every wait must be at least 1s, got %s", d))
+			break
+		}
+	}
+	if c.Tokens != nil && len(c.TokenKey) < 16 {
+		errs = append(errs, errors.New("TokenKey must have at least 16 bytes when the token governor is on"))
+	}
+	for _, l := range c.TokenLimits {
+		if l.Window < time.Minute || l.Max < 1 {
+			errs = append(errs, fmt.Errorf("TokenLimits: want at least 1 attempt in at least 1m, got %d in %s", l.Max, l.Window))
 			break
 		}
 	}

@@ -27,6 +27,8 @@ type Metrics struct {
 	resolutions  *prometheus.CounterVec
 	reviews      prometheus.Counter
 	parkedAges   prometheus.Histogram
+	declines     *prometheus.CounterVec
+	tokenBlocks  *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -88,8 +90,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help:    "Age of a parked charge (since its request was published) at each scheduled lookup.",
 		Buckets: []float64{60, 300, 900, 3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600},
 	})
+	m.declines = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_declines_total",
+		Help: "Charges Dintero declined, by decline type and retry code (\"none\" when it gave none).",
+	}, []string{"type", "retry_code"})
+	m.tokenBlocks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_token_blocked_total",
+		Help: "Charges answered declined without calling Dintero by the token governor: quarantine (the token is blocked) or budget (too many declines in a window). Each is a network fee avoided.",
+	}, []string{"reason"})
 	reg.MustRegister(m.requests, m.claims, m.inFlight, m.endToEnd, m.retries, m.redeliveries, m.deadLetters, m.dintero, m.tokens,
-		m.parks, m.resolutions, m.reviews, m.parkedAges)
+		m.parks, m.resolutions, m.reviews, m.parkedAges, m.declines, m.tokenBlocks)
 	return m
 }
 
@@ -183,4 +193,27 @@ func (m *Metrics) parkedAge(d time.Duration) {
 	if m != nil {
 		m.parkedAges.Observe(d.Seconds())
 	}
+}
+
+func (m *Metrics) tokenBlocked(reason string) {
+	if m != nil {
+		m.tokenBlocks.WithLabelValues(reason).Inc()
+	}
+}
+
+// declined counts a decline by its first type and retry code.
+func (m *Metrics) declined(e *dintero.EventError) {
+	if m == nil {
+		return
+	}
+	typ, code := "none", "none"
+	if e != nil {
+		if len(e.Type) > 0 {
+			typ = e.Type[0]
+		}
+		if e.RetryPolicy != nil && len(e.RetryPolicy.RetryCodes) > 0 {
+			code = e.RetryPolicy.RetryCodes[0]
+		}
+	}
+	m.declines.WithLabelValues(typ, code).Inc()
 }

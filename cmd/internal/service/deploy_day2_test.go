@@ -47,7 +47,6 @@ var pendingVariables = []string{
 // TestDeployMetricsAreExported fails once one is: then delete it here.
 var pendingMetrics = []string{
 	"payworker_parked_requests",
-	"payworker_token_blocked_total",
 	"payworker_dintero_rate_limited_total",
 }
 
