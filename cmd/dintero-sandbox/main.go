@@ -59,6 +59,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.opts.TokenTTL, "token-ttl", time.Hour, "access token lifetime")
 	fs.DurationVar(&c.opts.HangLimit, "hang-limit", 2*time.Minute, "longest hang of a timeout-after-charge answer")
 	fs.Int64Var(&c.opts.Seed, "seed", 0, "fault randomness seed (0 = time based)")
+	fs.DurationVar(&c.opts.RetryAfterDelay, "retry-after-delay", 24*time.Hour, "retry_after of RETRY_AFTER_DELAY declines (insufficient funds, soft decline), from the call")
 	fs.DurationVar(&f.Latency, "latency", 0, "latency added to every API call")
 	fs.DurationVar(&f.LatencyJitter, "latency-jitter", 0, "random extra latency, uniform in [0, jitter)")
 	fs.Float64Var(&f.ErrorRate, "error-rate", 0, "fraction of calls answered 500/503")
@@ -97,8 +98,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := f.Validate(); err != nil {
 		return c, err
 	}
-	if c.opts.TokenTTL <= 0 || c.opts.HangLimit <= 0 {
-		return c, errors.New("-token-ttl and -hang-limit must be positive")
+	if c.opts.TokenTTL <= 0 || c.opts.HangLimit <= 0 || c.opts.RetryAfterDelay <= 0 {
+		return c, errors.New("-token-ttl, -hang-limit and -retry-after-delay must be positive")
 	}
 	return c, nil
 }
@@ -144,15 +145,9 @@ func printBanner(w io.Writer, base string, o dinterotest.Options) {
 	fmt.Fprintf(w, "  account        %s\n  client id      %s\n  client secret  %s\n", o.AccountID, o.ClientID, o.ClientSecret)
 	fmt.Fprintf(w, "  token URL      POST %s/v1/accounts/%s/auth/token\n", base, o.AccountID)
 	fmt.Fprintf(w, "  audience       https://api.dintero.com/v1/accounts/%s\n\n", o.AccountID)
-	fmt.Fprintln(w, "test cards (prefix of payment_token / recurrence_token):")
-	for _, c := range [][2]string{
-		{dinterotest.TokenAuthorized + "...", "AUTHORIZED (CAPTURED with auto_capture)"},
-		{dinterotest.TokenInsufficientFunds + "...", "200 FAILED   INSUFFICIENT_FUNDS  RETRY_AFTER_DELAY (+24h)"},
-		{dinterotest.TokenDoNotRetry + "...", "200 DECLINED DECLINED            DO_NOT_RETRY"},
-		{dinterotest.TokenExpiredCard + "...", "200 FAILED   EXPIRED_CARD        DO_NOT_RETRY"},
-		{"anything else", "400 INVALID_PAYMENT_TOKEN, nothing recorded"},
-	} {
-		fmt.Fprintf(w, "  %-32s %s\n", c[0], c[1])
+	fmt.Fprintf(w, "test cards (prefix of payment_token / recurrence_token; retry_after %v ahead):\n", o.RetryAfterDelay)
+	for _, c := range dinterotest.TestCards() {
+		fmt.Fprintf(w, "  %-32s %s\n", c.TokenPrefix, c.Outcome)
 	}
 	fmt.Fprintln(w, "\nadmin (no auth):")
 	a := base + dinterotest.AdminPrefix

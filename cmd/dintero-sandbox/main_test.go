@@ -52,6 +52,17 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("error rate %v", c.opts.Faults.ErrorRate)
 				}
 			}},
+		{name: "retry-after delay", args: []string{"-retry-after-delay", "5s"}, check: func(t *testing.T, c config) {
+			if c.opts.RetryAfterDelay != 5*time.Second {
+				t.Errorf("retry-after delay %v", c.opts.RetryAfterDelay)
+			}
+		}},
+		{name: "retry-after delay default", check: func(t *testing.T, c config) {
+			if c.opts.RetryAfterDelay != 24*time.Hour {
+				t.Errorf("retry-after delay %v", c.opts.RetryAfterDelay)
+			}
+		}},
+		{name: "zero retry-after delay", args: []string{"-retry-after-delay", "0s"}, wantErr: true},
 		{name: "rate above 1", args: []string{"-reset-rate", "1.5"}, wantErr: true},
 		{name: "bad env", env: map[string]string{"DINTERO_SANDBOX_LATENCY": "soon"}, wantErr: true},
 		{name: "bad duration", args: []string{"-latency", "soon"}, wantErr: true},
@@ -93,7 +104,8 @@ func TestRun(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{dinterotest.DefaultClientSecret, dinterotest.TokenExpiredCard, dinterotest.AdminPrefix + "ledger"} {
+	for _, want := range []string{dinterotest.DefaultClientSecret, dinterotest.TokenExpiredCard, dinterotest.TokenSoftDecline,
+		dinterotest.TokenDeclinedNoPolicy, dinterotest.BrandMastercard, dinterotest.AdminPrefix + "ledger"} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner.String())
 		}

@@ -11,7 +11,9 @@ type adminRoute struct {
 	Description string `json:"description"`
 }
 
-type testCard struct {
+// TestCard describes one test card for people: the token prefix and what
+// a pay call with it does.
+type TestCard struct {
 	TokenPrefix string `json:"token_prefix"`
 	Outcome     string `json:"outcome"`
 }
@@ -29,14 +31,16 @@ func adminRoutes() []adminRoute {
 	}
 }
 
-func testCards() []testCard {
-	return []testCard{
-		{TokenAuthorized, "AUTHORIZED (CAPTURED with session.configuration.auto_capture)"},
-		{TokenInsufficientFunds, "HTTP 200 FAILED, INSUFFICIENT_FUNDS, RETRY_AFTER_DELAY (retry_after +24h)"},
-		{TokenDoNotRetry, "HTTP 200 DECLINED, DECLINED, DO_NOT_RETRY"},
-		{TokenExpiredCard, "HTTP 200 FAILED, EXPIRED_CARD, DO_NOT_RETRY"},
-		{"(anything else)", "HTTP 400 INVALID_PAYMENT_TOKEN, nothing recorded"},
+// TestCards lists the test cards, as the admin index and the binary's
+// banner show them.
+func TestCards() []TestCard {
+	out := make([]TestCard, 0, len(cardDefs)+2)
+	for _, d := range cardDefs {
+		out = append(out, TestCard{d.prefix, d.doc})
 	}
+	return append(out,
+		TestCard{"(after any prefix above) " + BrandVisa + " / " + BrandMastercard, `card.brand "Visa" (the default) / "Mastercard"`},
+		TestCard{"(anything else)", "HTTP 400 INVALID_PAYMENT_TOKEN, nothing recorded"})
 }
 
 type adminIndex struct {
@@ -46,7 +50,7 @@ type adminIndex struct {
 	ClientSecret   string       `json:"client_secret"`
 	TokenURL       string       `json:"token_url"`
 	Audience       string       `json:"audience"`
-	TestCards      []testCard   `json:"test_cards"`
+	TestCards      []TestCard   `json:"test_cards"`
 	FeatureToggles []string     `json:"feature_toggles"`
 	Admin          []adminRoute `json:"admin"`
 }
@@ -73,7 +77,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 				ClientSecret:   s.opts.ClientSecret,
 				TokenURL:       baseURL(r) + "/v1/accounts/" + s.opts.AccountID + "/auth/token",
 				Audience:       s.audience,
-				TestCards:      testCards(),
+				TestCards:      TestCards(),
 				FeatureToggles: []string{"strict-merchant-reference", "strict-success-merchant-reference"},
 				Admin:          adminRoutes(),
 			})

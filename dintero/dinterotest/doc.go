@@ -40,8 +40,9 @@
 //     (bare array, newest first, limit 1-100 default 10, starting_after).
 //
 // Every answer is JSON with a random Request-Id header, except the
-// customer's pages below, which are HTML. Card tokens are never returned,
-// shown, recorded in the ledger or logged.
+// customer's pages below, which are HTML. Card tokens are never returned
+// (except by includes=card.*_token, see Transactions), shown, recorded in
+// the ledger or logged.
 //
 // # The customer's side of a session
 //
@@ -95,13 +96,41 @@
 // # Test cards
 //
 // The prefix of the payment_token or recurrence_token value picks the
-// outcome:
+// outcome (TestCards lists them; retry_after is Options.RetryAfterDelay,
+// default 24h, after the call):
 //
 //	sandbox-ok-...                  AUTHORIZED, or CAPTURED with auto_capture
-//	sandbox-insufficient-funds-...  200 FAILED   [INSUFFICIENT_FUNDS] RETRY_AFTER_DELAY, retry_after now+24h
+//	sandbox-insufficient-funds-...  200 FAILED   [INSUFFICIENT_FUNDS] RETRY_AFTER_DELAY with retry_after
+//	sandbox-soft-decline-<N>-...    the token's first N pay calls: 200 FAILED [DECLINED] (code SOFT_DECLINE)
+//	                                RETRY_AFTER_DELAY with retry_after; every later call: as sandbox-ok-
 //	sandbox-do-not-retry-...        200 DECLINED [DECLINED]           DO_NOT_RETRY
 //	sandbox-expired-card-...        200 FAILED   [EXPIRED_CARD]       DO_NOT_RETRY
+//	sandbox-closed-account-...      200 FAILED   [CLOSED_ACCOUNT]     DO_NOT_RETRY
+//	sandbox-pick-up-card-...        200 DECLINED [PICK_UP_CARD]       DO_NOT_RETRY
+//	sandbox-restricted-card-...     200 DECLINED [RESTRICTED_CARD]    DO_NOT_RETRY
+//	sandbox-declined-no-policy-...  200 DECLINED [DECLINED]           no retry_policy
 //	anything else                   400 INVALID_PAYMENT_TOKEN, nothing recorded
+//
+// A soft decline counts the pay calls (and customer payments) of its
+// exact token value that were processed; calls refused before (invalid,
+// duplicate, a fault, the rate limit, an outage's 503) do not count, and
+// Reset forgets the counts. After the prefix (and a soft decline's "N-"),
+// "visa-" or "mastercard-" picks card.brand and masked_pan:
+// sandbox-ok-mastercard-1 is a Mastercard, sandbox-ok-1 and
+// sandbox-ok-visa-1 are Visas.
+//
+// # Transactions
+//
+// A transaction carries what the request said: merchant_reference, amount,
+// currency, payment_product_type, payment_operation (empty for a customer
+// paying a session), customer (customer_id, email, phone_number, when
+// given), metadata, the card (brand, masked_pan, expiry_date) and the
+// AUTHORIZE (and CAPTURE) event with its error and retry_policy.
+// GET /v1/transactions/{id}?includes=card.payment_token (or
+// includes=card.recurrence_token; the parameter may repeat, values may be
+// comma-separated) adds card.payment_token (card.recurrence_token): the
+// token the transaction was paid with, when it was of that kind, as
+// Dintero does. Nothing else ever returns a card token.
 //
 // # Faults
 //
@@ -138,8 +167,10 @@
 //   - ON_HOLD, 202 answers, RETRY_IMMEDIATELY, partial payments, 403
 //     scopes, strict-session-amounts, item sums against order.amount.
 //   - Card-network retry limits (Visa, MasterCard) and blocking a token
-//     after DO_NOT_RETRY: every call with a test card has the same outcome.
-//   - The includes query parameter (card tokens are never returned) and
-//     transaction list filters other than merchant_reference.
+//     after DO_NOT_RETRY: every call with a test card has the same outcome
+//     (a soft decline's count aside).
+//   - includes values other than card.payment_token and
+//     card.recurrence_token, payment_token_id and recurrence_token_id,
+//     and transaction list filters other than merchant_reference.
 //   - Persistence: everything lives in memory until Reset or exit.
 package dinterotest

@@ -138,7 +138,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) 
 	case epSessionGet:
 		s.handleSessionGet(w, param)
 	case epTransactionGet:
-		s.handleTransactionGet(w, param)
+		s.handleTransactionGet(w, r, param)
 	case epTransactionList:
 		s.handleTransactionList(w, r)
 	}

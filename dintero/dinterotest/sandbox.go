@@ -28,14 +28,15 @@ const (
 
 // Test cards: the prefix of a payment_token or recurrence_token value picks
 // the outcome of /v1/sessions/pay. Any other token value is answered with
-// HTTP 400 INVALID_PAYMENT_TOKEN and nothing is recorded.
+// HTTP 400 INVALID_PAYMENT_TOKEN and nothing is recorded. More cards, and
+// the card brands, are in cards.go.
 const (
 	// TokenAuthorized authorizes (status AUTHORIZED), or captures (status
 	// CAPTURED) when session.configuration.auto_capture is true.
 	TokenAuthorized = "sandbox-ok-"
 	// TokenInsufficientFunds fails with HTTP 200, status FAILED, error.type
 	// [INSUFFICIENT_FUNDS] and retry_policy RETRY_AFTER_DELAY with
-	// retry_after 24 hours ahead.
+	// retry_after Options.RetryAfterDelay (24h) ahead.
 	TokenInsufficientFunds = "sandbox-insufficient-funds-"
 	// TokenDoNotRetry is declined with HTTP 200, status DECLINED, error.type
 	// [DECLINED] and retry_policy DO_NOT_RETRY.
@@ -50,8 +51,10 @@ const (
 	defaultTokenTTL   = time.Hour
 	defaultHangLimit  = 2 * time.Minute
 	defaultRetryAfter = time.Second
-	audienceBase      = "https://api.dintero.com/v1/accounts/"
-	maxBodyBytes      = 1 << 20
+
+	defaultRetryAfterDelay = 24 * time.Hour
+	audienceBase           = "https://api.dintero.com/v1/accounts/"
+	maxBodyBytes           = 1 << 20
 
 	defaultCallbackRetries = 5
 	defaultCallbackBackoff = 100 * time.Millisecond
@@ -86,6 +89,12 @@ type Options struct {
 	// duration) and per callback attempt. Card tokens, secrets and access
 	// tokens are never logged. nil discards.
 	Logger *slog.Logger
+
+	// RetryAfterDelay is how far ahead retry_after lies on a
+	// RETRY_AFTER_DELAY decline (TokenInsufficientFunds,
+	// TokenSoftDecline), so that tests of dunning need not wait a day.
+	// Default 24h.
+	RetryAfterDelay time.Duration
 
 	// CallbackSecret, when set, is the account's signature secret: every
 	// callback carries a Dintero-Signature header made with
@@ -131,6 +140,9 @@ func (o *Options) setDefaults() {
 	case o.CallbackRetries < 0:
 		o.CallbackRetries = 0
 	}
+	if o.RetryAfterDelay == 0 {
+		o.RetryAfterDelay = defaultRetryAfterDelay
+	}
 	if o.CallbackBackoff == 0 {
 		o.CallbackBackoff = defaultCallbackBackoff
 	}
@@ -148,6 +160,9 @@ func (o *Options) validate() error {
 	}
 	if o.HangLimit < 0 {
 		return errors.New("dinterotest: HangLimit must not be negative")
+	}
+	if o.RetryAfterDelay < 0 {
+		return errors.New("dinterotest: RetryAfterDelay must not be negative")
 	}
 	if o.CallbackBackoff < 0 || o.CallbackTimeout < 0 {
 		return errors.New("dinterotest: CallbackBackoff and CallbackTimeout must not be negative")
