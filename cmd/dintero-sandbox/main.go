@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After of 429 answers")
 	fs.Float64Var(&f.TimeoutAfterChargeRate, "timeout-after-charge-rate", 0, "fraction of charges recorded but never answered")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "fraction of calls whose connection is dropped")
+	fs.Func("rate-limit", "the account's rate limit, requests per second (e.g. 500 or 500/s) over every API call; beyond it 429 with Retry-After (0: none)", func(v string) error {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "/s"), 64)
+		if err != nil {
+			return fmt.Errorf("want requests per second such as 500 or 500/s, got %q", v)
+		}
+		f.RateLimit = n
+		return nil
+	})
+	fs.IntVar(&f.RateBurst, "rate-burst", 0, "requests the rate limit lets through at once (0: a tenth of a second's worth, at least 1)")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level (debug logs every request)")
 	fs.BoolVar(&c.printVersion, "version", false, "print the version, VCS revision and Go version, and exit")
 	fs.Func("callback-secret", "sign callbacks (Dintero-Signature) with this secret; unset: unsigned", func(v string) error {

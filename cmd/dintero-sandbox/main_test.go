@@ -63,6 +63,18 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "zero retry-after delay", args: []string{"-retry-after-delay", "0s"}, wantErr: true},
+		{name: "rate limit", args: []string{"-rate-limit", "500/s", "-rate-burst", "50"}, check: func(t *testing.T, c config) {
+			if c.opts.Faults.RateLimit != 500 || c.opts.Faults.RateBurst != 50 {
+				t.Errorf("%+v", c.opts.Faults)
+			}
+		}},
+		{name: "rate limit from env", env: map[string]string{"DINTERO_SANDBOX_RATE_LIMIT": "12.5"}, check: func(t *testing.T, c config) {
+			if c.opts.Faults.RateLimit != 12.5 || c.opts.Faults.RateBurst != 0 {
+				t.Errorf("%+v", c.opts.Faults)
+			}
+		}},
+		{name: "bad rate limit", args: []string{"-rate-limit", "fast"}, wantErr: true},
+		{name: "negative rate limit", args: []string{"-rate-limit", "-1"}, wantErr: true},
 		{name: "rate above 1", args: []string{"-reset-rate", "1.5"}, wantErr: true},
 		{name: "bad env", env: map[string]string{"DINTERO_SANDBOX_LATENCY": "soon"}, wantErr: true},
 		{name: "bad duration", args: []string{"-latency", "soon"}, wantErr: true},

@@ -141,6 +141,15 @@
 // token is checked, as a gateway in front of the API would. Options.Seed
 // makes the draws repeatable. Faults never apply to the admin endpoints.
 //
+// Faults.RateLimit is a real rate limit, not a random draw: a token bucket
+// for the account (RateLimit calls per second, RateBurst at once, default
+// a tenth of a second's worth) over every API call, the token endpoint
+// included. A call that finds it empty is answered 429 TOO_MANY_REQUESTS
+// with Retry-After in whole seconds, rounded up, until the bucket holds a
+// token again, and is counted in Counters.RateLimited (RateLimitedPay for
+// /v1/sessions/pay). It is checked after the latency and before the
+// random faults; setting a new rate or burst starts a full bucket.
+//
 // # Admin endpoints (no authentication)
 //
 //	GET  /__sandbox/               index: credentials, test cards, endpoints

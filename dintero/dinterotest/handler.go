@@ -118,7 +118,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) 
 	case epTransactionList:
 		s.c.transactionLists.Add(1)
 	}
-	if !s.applyFaults(w, r) {
+	if !s.applyFaults(w, r, ep) {
 		return
 	}
 	if ep == epToken {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/payworker/payworker/dintero"
 )
 
@@ -207,6 +209,11 @@ type Counters struct {
 	FaultRateLimits          int64 `json:"fault_rate_limits"`
 	FaultTimeoutsAfterCharge int64 `json:"fault_timeouts_after_charge"`
 	FaultResets              int64 `json:"fault_resets"`
+	// RateLimited counts the calls answered 429 by Faults.RateLimit (any
+	// API endpoint), RateLimitedPay those to /v1/sessions/pay. The 429s
+	// of Faults.RateLimitRate are FaultRateLimits.
+	RateLimited    int64 `json:"rate_limited"`
+	RateLimitedPay int64 `json:"rate_limited_pay"`
 	// SessionsPaid counts customer payments of /v1/sessions-profile
 	// sessions (the pay page or PaySession), declined ones included; they
 	// count in Authorized or Declined too.
@@ -225,7 +232,7 @@ type counters struct {
 	duplicatesRefused, invalidRequests, sessionsCreated, transactionGets,
 	transactionLists, unauthorized, faultErrors, faultRateLimits,
 	faultTimeoutsAfterCharge, faultResets, sessionsPaid, callbacksSent,
-	callbacksDelivered, callbackFailures atomic.Int64
+	callbacksDelivered, callbackFailures, rateLimited, rateLimitedPay atomic.Int64
 }
 
 func (c *counters) all() []*atomic.Int64 {
@@ -234,7 +241,8 @@ func (c *counters) all() []*atomic.Int64 {
 		&c.sessionsCreated, &c.transactionGets, &c.transactionLists,
 		&c.unauthorized, &c.faultErrors, &c.faultRateLimits,
 		&c.faultTimeoutsAfterCharge, &c.faultResets, &c.sessionsPaid,
-		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures}
+		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures,
+		&c.rateLimited, &c.rateLimitedPay}
 }
 
 // Server is an in-memory Dintero Checkout. It implements http.Handler and
@@ -245,8 +253,12 @@ type Server struct {
 	audience string
 
 	faults atomic.Pointer[Faults]
-	rngMu  sync.Mutex
-	rng    *rand.Rand
+	// limMu serializes SetFaults, which swaps limiter when the rate
+	// limit changes; limiter is nil without one.
+	limMu   sync.Mutex
+	limiter atomic.Pointer[rate.Limiter]
+	rngMu   sync.Mutex
+	rng     *rand.Rand
 
 	tokMu  sync.RWMutex
 	tokens map[string]time.Time // access token -> expiry
@@ -291,6 +303,7 @@ func New(opts Options) *Server {
 	s.cb.init(opts.CallbackHTTPClient)
 	f := opts.Faults.withDefaults()
 	s.faults.Store(&f)
+	s.limiter.Store(newLimiter(f))
 	return s
 }
 
@@ -369,6 +382,11 @@ func (s *Server) SetFaults(f Faults) {
 		panic(err)
 	}
 	f = f.withDefaults()
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	if old := s.faults.Load(); old.RateLimit != f.RateLimit || old.RateBurst != f.RateBurst {
+		s.limiter.Store(newLimiter(f))
+	}
 	s.faults.Store(&f)
 }
 
@@ -414,6 +432,8 @@ func (s *Server) Counters() Counters {
 		FaultRateLimits:          c.faultRateLimits.Load(),
 		FaultTimeoutsAfterCharge: c.faultTimeoutsAfterCharge.Load(),
 		FaultResets:              c.faultResets.Load(),
+		RateLimited:              c.rateLimited.Load(),
+		RateLimitedPay:           c.rateLimitedPay.Load(),
 		SessionsPaid:             c.sessionsPaid.Load(),
 		CallbacksSent:            c.callbacksSent.Load(),
 		CallbacksDelivered:       c.callbacksDelivered.Load(),
