@@ -77,6 +77,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return nil
 	})
 	fs.IntVar(&f.RateBurst, "rate-burst", 0, "requests the rate limit lets through at once (0: a tenth of a second's worth, at least 1)")
+	fs.DurationVar(&c.opts.Outage.Duration, "outage", 0, "start with an outage this long: pay and session calls are processed but their answers lost, lookups answer 503 (0: none)")
+	fs.StringVar(&c.opts.Outage.Answer, "outage-answer", dinterotest.OutageHang, "what a call processed during the outage gets: hang, 502 or 504")
+	fs.Float64Var(&c.opts.Outage.RefuseRate, "outage-refuse-rate", 0, "fraction of pay and session calls refused with 503 (not processed) during the outage")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level (debug logs every request)")
 	fs.BoolVar(&c.printVersion, "version", false, "print the version, VCS revision and Go version, and exit")
 	fs.Func("callback-secret", "sign callbacks (Dintero-Signature) with this secret; unset: unsigned", func(v string) error {
@@ -105,7 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if err := f.Validate(); err != nil {
+	if err := errors.Join(f.Validate(), c.opts.Outage.Validate()); err != nil {
 		return c, err
 	}
 	if c.opts.TokenTTL <= 0 || c.opts.HangLimit <= 0 || c.opts.RetryAfterDelay <= 0 {
@@ -163,9 +166,14 @@ func printBanner(w io.Writer, base string, o dinterotest.Options) {
 	a := base + dinterotest.AdminPrefix
 	for _, e := range [][2]string{
 		{"GET ", a}, {"GET ", a + "ledger"}, {"GET ", a + "transactions"}, {"GET ", a + "counters"},
-		{"GET ", a + "faults"}, {"PUT ", a + "faults"}, {"POST", a + "reset"}, {"POST", a + "expire-tokens"},
+		{"GET ", a + "faults"}, {"PUT ", a + "faults"}, {"GET ", a + "outage"}, {"PUT ", a + "outage"},
+		{"DELETE", a + "outage"}, {"POST", a + "reset"}, {"POST", a + "expire-tokens"},
 	} {
-		fmt.Fprintf(w, "  %s %s\n", e[0], e[1])
+		fmt.Fprintf(w, "  %-6s %s\n", e[0], e[1])
+	}
+	if o.Outage.Duration > 0 {
+		outage, _ := json.Marshal(o.Outage)
+		fmt.Fprintf(w, "\noutage (from now): %s\n", outage)
 	}
 	faults, _ := json.Marshal(o.Faults)
 	fmt.Fprintf(w, "\nfaults: %s\n", faults)

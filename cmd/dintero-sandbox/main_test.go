@@ -75,6 +75,18 @@ func TestParseConfig(t *testing.T) {
 		}},
 		{name: "bad rate limit", args: []string{"-rate-limit", "fast"}, wantErr: true},
 		{name: "negative rate limit", args: []string{"-rate-limit", "-1"}, wantErr: true},
+		{name: "outage", args: []string{"-outage", "2m", "-outage-answer", "504", "-outage-refuse-rate", "0.5"}, check: func(t *testing.T, c config) {
+			if c.opts.Outage != (dinterotest.Outage{Duration: 2 * time.Minute, Answer: "504", RefuseRate: 0.5}) {
+				t.Errorf("%+v", c.opts.Outage)
+			}
+		}},
+		{name: "outage default answer", env: map[string]string{"DINTERO_SANDBOX_OUTAGE": "30s"}, check: func(t *testing.T, c config) {
+			if c.opts.Outage != (dinterotest.Outage{Duration: 30 * time.Second, Answer: dinterotest.OutageHang}) {
+				t.Errorf("%+v", c.opts.Outage)
+			}
+		}},
+		{name: "bad outage answer", args: []string{"-outage", "1m", "-outage-answer", "500"}, wantErr: true},
+		{name: "bad outage refuse rate", args: []string{"-outage-refuse-rate", "2"}, wantErr: true},
 		{name: "rate above 1", args: []string{"-reset-rate", "1.5"}, wantErr: true},
 		{name: "bad env", env: map[string]string{"DINTERO_SANDBOX_LATENCY": "soon"}, wantErr: true},
 		{name: "bad duration", args: []string{"-latency", "soon"}, wantErr: true},

@@ -26,7 +26,10 @@ func adminRoutes() []adminRoute {
 		{http.MethodGet, AdminPrefix + "counters", "request and outcome counters"},
 		{http.MethodGet, AdminPrefix + "faults", "the injected faults"},
 		{http.MethodPut, AdminPrefix + "faults", "replace the injected faults (JSON, durations as \"150ms\", rates in [0,1])"},
-		{http.MethodPost, AdminPrefix + "reset", "clear ledger, transactions, sessions and counters (faults and tokens stay)"},
+		{http.MethodGet, AdminPrefix + "outage", "the outage last set and whether it is in effect"},
+		{http.MethodPut, AdminPrefix + "outage", "start an outage now (JSON: duration \"2m\", answer hang|502|504, refuse_rate in [0,1]); duration 0 ends it"},
+		{http.MethodDelete, AdminPrefix + "outage", "end the outage"},
+		{http.MethodPost, AdminPrefix + "reset", "clear ledger, transactions, sessions and counters (faults, outage and tokens stay)"},
 		{http.MethodPost, AdminPrefix + "expire-tokens", "invalidate every issued access token"},
 	}
 }
@@ -114,6 +117,29 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			s.SetFaults(f)
 		}
 		writeJSON(w, http.StatusOK, s.Faults())
+	case "outage":
+		if !allow(http.MethodGet, http.MethodPut, http.MethodDelete) {
+			return
+		}
+		switch r.Method {
+		case http.MethodPut:
+			b, err := readBody(w, r)
+			var o Outage
+			if err == nil {
+				err = decodeJSON(b, &o)
+			}
+			if err == nil {
+				err = o.Validate()
+			}
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "INVALID_REQUEST", err.Error(), nil)
+				return
+			}
+			s.SetOutage(o)
+		case http.MethodDelete:
+			s.EndOutage()
+		}
+		writeJSON(w, http.StatusOK, s.OutageStatus())
 	case "reset":
 		if allow(http.MethodPost) {
 			s.Reset()

@@ -150,6 +150,22 @@
 // /v1/sessions/pay). It is checked after the latency and before the
 // random faults; setting a new rate or burst starts a full bucket.
 //
+// # Outage
+//
+// An outage (Options.Outage, SetOutage, PUT /__sandbox/outage, or the
+// binary's -outage flags) is a window, starting when it is set, in which
+// Dintero charges but the answers are lost and nothing can be looked up:
+// POST /v1/sessions/pay and POST /v1/sessions-profile are processed (the
+// charge enters the ledger, the session is stored; soft-decline counts
+// advance) and then hang until the client gives up (Outage.Answer "hang",
+// the default; dropped after Options.HangLimit) or are answered 502 or 504;
+// Outage.RefuseRate of them are answered 503 instead, before anything is
+// done; lookups (GET /v1/transactions, /v1/transactions/{id},
+// /v1/sessions/{id}) answer 503. The token endpoint, the customer's pages
+// and callbacks keep working. Counters: OutageAnswersLost, OutageRefused,
+// OutageLookupsFailed. After the window everything answers again, and a
+// retried charge meets the strict toggles as usual.
+//
 // # Admin endpoints (no authentication)
 //
 //	GET  /__sandbox/               index: credentials, test cards, endpoints
@@ -159,6 +175,10 @@
 //	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)
 //	GET  /__sandbox/faults         Faults as JSON
 //	PUT  /__sandbox/faults         replace Faults (400 if invalid)
+//	GET  /__sandbox/outage         OutageStatus: the outage last set, active or not
+//	PUT  /__sandbox/outage         start an Outage now, e.g. {"duration":"2m","answer":"hang",
+//	                               "refuse_rate":0}; duration "0s" ends it (400 if invalid)
+//	DELETE /__sandbox/outage       end the outage
 //	POST /__sandbox/reset          Reset
 //	POST /__sandbox/expire-tokens  ExpireTokens
 //

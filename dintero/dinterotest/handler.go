@@ -130,18 +130,24 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) 
 		writeError(w, http.StatusUnauthorized, "ACCESS_FORBIDDEN", "missing, invalid or expired access token", nil)
 		return
 	}
-	switch ep {
-	case epPay:
-		s.handlePay(w, r, reqID)
-	case epSessionsProfile:
-		s.handleSessionsProfile(w, r)
-	case epSessionGet:
-		s.handleSessionGet(w, param)
-	case epTransactionGet:
-		s.handleTransactionGet(w, r, param)
-	case epTransactionList:
-		s.handleTransactionList(w, r)
+	serve := func(w http.ResponseWriter) {
+		switch ep {
+		case epPay:
+			s.handlePay(w, r, reqID)
+		case epSessionsProfile:
+			s.handleSessionsProfile(w, r)
+		case epSessionGet:
+			s.handleSessionGet(w, param)
+		case epTransactionGet:
+			s.handleTransactionGet(w, r, param)
+		case epTransactionList:
+			s.handleTransactionList(w, r)
+		}
 	}
+	if s.serveOutage(w, r, ep, serve) {
+		return
+	}
+	serve(w)
 }
 
 // writeJSON writes v as the JSON body with the given status.

@@ -81,6 +81,9 @@ type Options struct {
 	TokenTTL time.Duration
 	// Faults are the initial injected faults; see Faults. Default none.
 	Faults Faults
+	// Outage, when its Duration is set, starts an outage at New; see
+	// Outage. Default none.
+	Outage Outage
 	// Seed seeds the fault randomness so that a run can be repeated.
 	// 0 means a time-based seed.
 	Seed int64
@@ -169,7 +172,7 @@ func (o *Options) validate() error {
 	if o.CallbackBackoff < 0 || o.CallbackTimeout < 0 {
 		return errors.New("dinterotest: CallbackBackoff and CallbackTimeout must not be negative")
 	}
-	return o.Faults.Validate()
+	return errors.Join(o.Faults.Validate(), o.Outage.Validate())
 }
 
 // Charge is one authorization granted by /v1/sessions/pay or by a
@@ -214,6 +217,13 @@ type Counters struct {
 	// of Faults.RateLimitRate are FaultRateLimits.
 	RateLimited    int64 `json:"rate_limited"`
 	RateLimitedPay int64 `json:"rate_limited_pay"`
+	// OutageAnswersLost counts pay and session calls processed during an
+	// outage whose answer was lost (hung, 502 or 504); OutageRefused those
+	// refused with 503 before processing; OutageLookupsFailed the lookups
+	// answered 503.
+	OutageAnswersLost   int64 `json:"outage_answers_lost"`
+	OutageRefused       int64 `json:"outage_refused"`
+	OutageLookupsFailed int64 `json:"outage_lookups_failed"`
 	// SessionsPaid counts customer payments of /v1/sessions-profile
 	// sessions (the pay page or PaySession), declined ones included; they
 	// count in Authorized or Declined too.
@@ -232,7 +242,8 @@ type counters struct {
 	duplicatesRefused, invalidRequests, sessionsCreated, transactionGets,
 	transactionLists, unauthorized, faultErrors, faultRateLimits,
 	faultTimeoutsAfterCharge, faultResets, sessionsPaid, callbacksSent,
-	callbacksDelivered, callbackFailures, rateLimited, rateLimitedPay atomic.Int64
+	callbacksDelivered, callbackFailures, rateLimited, rateLimitedPay, outageAnswersLost,
+	outageRefused, outageLookupsFailed atomic.Int64
 }
 
 func (c *counters) all() []*atomic.Int64 {
@@ -242,7 +253,8 @@ func (c *counters) all() []*atomic.Int64 {
 		&c.unauthorized, &c.faultErrors, &c.faultRateLimits,
 		&c.faultTimeoutsAfterCharge, &c.faultResets, &c.sessionsPaid,
 		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures,
-		&c.rateLimited, &c.rateLimitedPay}
+		&c.rateLimited, &c.rateLimitedPay, &c.outageAnswersLost,
+		&c.outageRefused, &c.outageLookupsFailed}
 }
 
 // Server is an in-memory Dintero Checkout. It implements http.Handler and
@@ -257,6 +269,7 @@ type Server struct {
 	// limit changes; limiter is nil without one.
 	limMu   sync.Mutex
 	limiter atomic.Pointer[rate.Limiter]
+	outage  atomic.Pointer[outageWindow] // nil: none
 	rngMu   sync.Mutex
 	rng     *rand.Rand
 
@@ -304,6 +317,7 @@ func New(opts Options) *Server {
 	f := opts.Faults.withDefaults()
 	s.faults.Store(&f)
 	s.limiter.Store(newLimiter(f))
+	s.startOutage(opts.Outage, time.Now())
 	return s
 }
 
@@ -434,6 +448,9 @@ func (s *Server) Counters() Counters {
 		FaultResets:              c.faultResets.Load(),
 		RateLimited:              c.rateLimited.Load(),
 		RateLimitedPay:           c.rateLimitedPay.Load(),
+		OutageAnswersLost:        c.outageAnswersLost.Load(),
+		OutageRefused:            c.outageRefused.Load(),
+		OutageLookupsFailed:      c.outageLookupsFailed.Load(),
 		SessionsPaid:             c.sessionsPaid.Load(),
 		CallbacksSent:            c.callbacksSent.Load(),
 		CallbacksDelivered:       c.callbacksDelivered.Load(),
@@ -449,8 +466,8 @@ func (s *Server) ExpireTokens() {
 	s.tokMu.Unlock()
 }
 
-// Reset clears the ledger, transactions, sessions and counters. Faults and
-// issued access tokens are kept.
+// Reset clears the ledger, transactions, sessions and counters. Faults,
+// the outage and issued access tokens are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.st = newState()
