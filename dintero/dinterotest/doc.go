@@ -28,6 +28,9 @@
 //     or CAPTURED transactions).
 //     A charge answers 200 with the Transaction plus success and session_id;
 //     authorization failures are 200 too, with status FAILED or DECLINED.
+//     The answer's Sandbox-Time-Ms header (HeaderSandboxTime), and the
+//     ledger entry's sandbox_ms, is the time the sandbox spent on the call
+//     (injected latency included), for benchmarks to subtract.
 //     Invalid requests answer 400 {"error":{"code":"INVALID_REQUEST",
 //     "errors":[{"field","message"}]}}; duplicates answer 400
 //     DUPLICATE_MERCHANT_REFERENCE.
@@ -169,7 +172,7 @@
 // # Admin endpoints (no authentication)
 //
 //	GET  /__sandbox/               index: credentials, test cards, endpoints
-//	GET  /__sandbox/ledger         Ledger as JSON
+//	GET  /__sandbox/ledger         Ledger as JSON (with each charge's sandbox_ms)
 //	GET  /__sandbox/transactions   Transactions as JSON
 //	GET  /__sandbox/counters       Counters as JSON
 //	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)

@@ -273,8 +273,14 @@ func (s *Server) payError(w http.ResponseWriter, code, msg string, errs []any) {
 	})
 }
 
-// handlePay serves POST /v1/sessions/pay.
-func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string) {
+// HeaderSandboxTime is the header of a /v1/sessions/pay answer (HTTP 200)
+// that holds the time the sandbox spent on the call, in milliseconds with
+// microsecond precision ("200.125"): from its arrival to the answer,
+// injected latency included. Charge.SandboxMs holds the same figure.
+const HeaderSandboxTime = "Sandbox-Time-Ms"
+
+// handlePay serves POST /v1/sessions/pay, which arrived at arrived.
+func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string, arrived time.Time) {
 	b, err := readBody(w, r)
 	var req payRequest
 	if err == nil {
@@ -397,7 +403,9 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 	}
 	succeeded := dintero.Succeeded(tx.Status)
 	rec := s.st.addTx(tx, sess, tokenKind, token)
+	ledgerAt := -1
 	if succeeded {
+		ledgerAt = len(s.st.ledger)
 		s.st.ledger = append(s.st.ledger, Charge{
 			TransactionID: txID, SessionID: sessionID, MerchantReference: sum.MerchantReference,
 			Amount: sum.Amount, Currency: sum.Currency, PaymentProductType: product,
@@ -417,5 +425,16 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 	}
 	resp := rec.tx // shallow copy; the stored record is immutable
 	resp.Success = &succeeded
-	writeJSON(w, http.StatusOK, resp)
+	status, b := encodeJSON(http.StatusOK, resp)
+	spent := float64(time.Since(arrived).Microseconds()) / 1e3
+	if ledgerAt >= 0 {
+		s.mu.Lock()
+		// Reset may have replaced the ledger meanwhile.
+		if ledgerAt < len(s.st.ledger) && s.st.ledger[ledgerAt].TransactionID == txID {
+			s.st.ledger[ledgerAt].SandboxMs = spent
+		}
+		s.mu.Unlock()
+	}
+	w.Header().Set(HeaderSandboxTime, strconv.FormatFloat(spent, 'f', 3, 64))
+	writeBody(w, status, b)
 }

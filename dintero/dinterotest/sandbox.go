@@ -190,6 +190,13 @@ type Charge struct {
 	Operation string    `json:"operation"`
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	// SandboxMs is the time the sandbox spent on the /v1/sessions/pay
+	// call, in milliseconds (µs precision), from its arrival to the
+	// answer, injected latency included: what a benchmark subtracts to
+	// get the latency the client adds. 0 for a customer-initiated payment
+	// and a call hung by the timeout-after-charge fault; during an outage,
+	// the time until the answer was lost.
+	SandboxMs float64 `json:"sandbox_ms"`
 }
 
 // Counters counts requests and outcomes since New or the last Reset.
