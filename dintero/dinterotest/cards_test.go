@@ -1,6 +1,8 @@
 package dinterotest_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -265,5 +267,45 @@ func TestCustomerSessionTransaction(t *testing.T) {
 	}
 	if tx.Card == nil || tx.Card.PaymentToken != dinterotest.TokenAuthorized+"cit-secret" {
 		t.Errorf("includes=card.payment_token on a session's transaction: %#v", tx.Card)
+	}
+}
+
+// TestClientLookupSeesTheWholeRequest: through the real client, a lookup
+// returns what the worker compares with a request (issue 12 item 3).
+func TestClientLookupSeesTheWholeRequest(t *testing.T) {
+	sb := dinterotest.Start(t, dinterotest.Options{})
+	client, err := dintero.New(dintero.Config{
+		AccountID: dinterotest.DefaultAccountID, ClientID: dinterotest.DefaultClientID,
+		ClientSecret: dinterotest.DefaultClientSecret, APIURL: sb.URL(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok := dinterotest.TokenAuthorized + dinterotest.BrandMastercard + "lookup-1"
+	body, err := json.Marshal(payBody("payex.creditcard", "recurring_purchase", "recurrence_token", tok, "sub-9", 29900, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid, err := client.PaySession(ctx, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := client.GetTransaction(ctx, paid.ID, dintero.IncludeRecurrenceToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Card == nil || got.Card.RecurrenceToken != tok || got.Card.PaymentToken != "" || got.Card.Brand != "Mastercard" ||
+		got.Customer == nil || got.Customer.CustomerID != "cust-42" || got.PaymentOperation != "recurring_purchase" ||
+		got.PaymentProductType != "payex.creditcard" || got.Amount != 29900 || got.Currency != "NOK" {
+		t.Errorf("lookup %+v card %#v customer %+v", got, got.Card, got.Customer)
+	}
+	list, err := client.TransactionsByMerchantReference(ctx, "sub-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Customer == nil || list[0].Card.RecurrenceToken != "" {
+		t.Errorf("list %+v", list)
 	}
 }
