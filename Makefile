@@ -73,10 +73,11 @@ redis-server:
 chaos: redis-server
 	$(GO) run ./cmd/paychaos
 
-## bench: measure payworker end to end (real nats-server, redis-server, the sandbox and one worker, each
-## in its own process) against a naive worker and raw JetStream, and check the targets; medians of
-## BENCH_RUNS=5 runs of BENCH_REQUESTS=50000; BENCH_REQUESTS=5000 BENCH_RUNS=1 make bench is the quick run,
-## BENCH_JSON=bench.json also writes the figures
+## bench: measure payworker end to end (real nats-server, redis-server, the sandbox and the workers, each
+## in its own process) against a naive worker and raw JetStream, and check the targets: a-c (one worker),
+## d (Dintero's rate limit, 3 workers), e (latency added, open loop), f (1-3 workers), g (10,000 in
+## flight); medians of BENCH_RUNS=5 runs of BENCH_REQUESTS=50000; BENCH_REQUESTS=5000 BENCH_RUNS=1 make bench
+## is the quick run, BENCH_JSON=bench.json also writes the figures, `go run ./cmd/paybench -only d` one scenario
 .PHONY: bench
 bench: redis-server
 	$(GO) run ./cmd/paybench

@@ -15,7 +15,7 @@ var v1Cases = []struct {
 	name string
 	body string
 }{
-	{"transaction", `{"id":"T1","session_id":"S1","merchant_reference":"r","status":"AUTHORIZED","amount":100,"currency":"NOK","card":{"brand":"VISA"},"events":[{"event":"AUTHORIZE","success":true,"created_at":"2026-11-25T15:00:00.123Z","error":{"message":"m","retry_policy":{"retry_codes":["DO_NOT_RETRY"],"retry_after":"2026-11-25T16:00:00Z"}}}],"metadata":{"n":1.5,"s":"x","a":[1,{"b":null}]},"created_at":"2026-11-25T15:00:00Z"}`},
+	{"transaction", `{"id":"T1","session_id":"S1","merchant_reference":"r","status":"AUTHORIZED","amount":100,"currency":"NOK","customer":{"customer_id":"c1"},"card":{"brand":"VISA","payment_token":"tok"},"events":[{"event":"AUTHORIZE","success":true,"created_at":"2026-11-25T15:00:00.123Z","error":{"message":"m","retry_policy":{"retry_codes":["DO_NOT_RETRY"],"retry_after":"2026-11-25T16:00:00Z"}}}],"metadata":{"n":1.5,"s":"x","a":[1,{"b":null}]},"created_at":"2026-11-25T15:00:00Z"}`},
 	{"other case names", `{"ID":"T1","Status":"FAILED","AMOUNT":5}`},
 	{"repeated names", `{"id":"a","id":"b"}`},
 	{"nulls", `{"id":null,"card":null,"events":null,"success":null}`},

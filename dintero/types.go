@@ -79,6 +79,7 @@ type Transaction struct {
 	PaymentProduct     string             `json:"payment_product,omitempty"`
 	PaymentProductType string             `json:"payment_product_type,omitempty"`
 	PaymentOperation   string             `json:"payment_operation,omitempty"`
+	Customer           *Customer          `json:"customer,omitempty"`
 	Card               *Card              `json:"card,omitempty"`
 	Events             []TransactionEvent `json:"events,omitempty"`
 	Metadata           map[string]any     `json:"metadata,omitempty"`
@@ -87,6 +88,14 @@ type Transaction struct {
 
 	// Success is SessionPayResult.success, present on /v1/sessions/pay answers.
 	Success *bool `json:"success,omitempty"`
+}
+
+// Customer is the customer on a transaction (Transaction.customer), as the
+// payment request gave it.
+type Customer struct {
+	CustomerID  string `json:"customer_id,omitempty"`
+	Email       string `json:"email,omitempty"`
+	PhoneNumber string `json:"phone_number,omitempty"`
 }
 
 // Card is the card summary on a transaction. The token fields are present

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.opts.TokenTTL, "token-ttl", time.Hour, "access token lifetime")
 	fs.DurationVar(&c.opts.HangLimit, "hang-limit", 2*time.Minute, "longest hang of a timeout-after-charge answer")
 	fs.Int64Var(&c.opts.Seed, "seed", 0, "fault randomness seed (0 = time based)")
+	fs.DurationVar(&c.opts.RetryAfterDelay, "retry-after-delay", 24*time.Hour, "retry_after of RETRY_AFTER_DELAY declines (insufficient funds, soft decline), from the call")
 	fs.DurationVar(&f.Latency, "latency", 0, "latency added to every API call")
 	fs.DurationVar(&f.LatencyJitter, "latency-jitter", 0, "random extra latency, uniform in [0, jitter)")
 	fs.Float64Var(&f.ErrorRate, "error-rate", 0, "fraction of calls answered 500/503")
@@ -66,6 +68,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&f.RetryAfter, "retry-after", time.Second, "Retry-After of 429 answers")
 	fs.Float64Var(&f.TimeoutAfterChargeRate, "timeout-after-charge-rate", 0, "fraction of charges recorded but never answered")
 	fs.Float64Var(&f.ResetRate, "reset-rate", 0, "fraction of calls whose connection is dropped")
+	fs.Func("rate-limit", "the account's rate limit, requests per second (e.g. 500 or 500/s) over every API call; beyond it 429 with Retry-After (0: none)", func(v string) error {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), "/s"), 64)
+		if err != nil {
+			return fmt.Errorf("want requests per second such as 500 or 500/s, got %q", v)
+		}
+		f.RateLimit = n
+		return nil
+	})
+	fs.IntVar(&f.RateBurst, "rate-burst", 0, "requests the rate limit lets through at once (0: a tenth of a second's worth, at least 1)")
+	fs.DurationVar(&c.opts.Outage.Duration, "outage", 0, "start with an outage this long: pay and session calls are processed but their answers lost, lookups answer 503 (0: none)")
+	fs.StringVar(&c.opts.Outage.Answer, "outage-answer", dinterotest.OutageHang, "what a call processed during the outage gets: hang, 502 or 504")
+	fs.Float64Var(&c.opts.Outage.RefuseRate, "outage-refuse-rate", 0, "fraction of pay and session calls refused with 503 (not processed) during the outage")
 	fs.TextVar(&c.logLevel, "log-level", slog.LevelInfo, "log level (debug logs every request)")
 	fs.BoolVar(&c.printVersion, "version", false, "print the version, VCS revision and Go version, and exit")
 	fs.Func("callback-secret", "sign callbacks (Dintero-Signature) with this secret; unset: unsigned", func(v string) error {
@@ -94,11 +108,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if err := f.Validate(); err != nil {
+	if err := errors.Join(f.Validate(), c.opts.Outage.Validate()); err != nil {
 		return c, err
 	}
-	if c.opts.TokenTTL <= 0 || c.opts.HangLimit <= 0 {
-		return c, errors.New("-token-ttl and -hang-limit must be positive")
+	if c.opts.TokenTTL <= 0 || c.opts.HangLimit <= 0 || c.opts.RetryAfterDelay <= 0 {
+		return c, errors.New("-token-ttl, -hang-limit and -retry-after-delay must be positive")
 	}
 	return c, nil
 }
@@ -144,23 +158,22 @@ func printBanner(w io.Writer, base string, o dinterotest.Options) {
 	fmt.Fprintf(w, "  account        %s\n  client id      %s\n  client secret  %s\n", o.AccountID, o.ClientID, o.ClientSecret)
 	fmt.Fprintf(w, "  token URL      POST %s/v1/accounts/%s/auth/token\n", base, o.AccountID)
 	fmt.Fprintf(w, "  audience       https://api.dintero.com/v1/accounts/%s\n\n", o.AccountID)
-	fmt.Fprintln(w, "test cards (prefix of payment_token / recurrence_token):")
-	for _, c := range [][2]string{
-		{dinterotest.TokenAuthorized + "...", "AUTHORIZED (CAPTURED with auto_capture)"},
-		{dinterotest.TokenInsufficientFunds + "...", "200 FAILED   INSUFFICIENT_FUNDS  RETRY_AFTER_DELAY (+24h)"},
-		{dinterotest.TokenDoNotRetry + "...", "200 DECLINED DECLINED            DO_NOT_RETRY"},
-		{dinterotest.TokenExpiredCard + "...", "200 FAILED   EXPIRED_CARD        DO_NOT_RETRY"},
-		{"anything else", "400 INVALID_PAYMENT_TOKEN, nothing recorded"},
-	} {
-		fmt.Fprintf(w, "  %-32s %s\n", c[0], c[1])
+	fmt.Fprintf(w, "test cards (prefix of payment_token / recurrence_token; retry_after %v ahead):\n", o.RetryAfterDelay)
+	for _, c := range dinterotest.TestCards() {
+		fmt.Fprintf(w, "  %-32s %s\n", c.TokenPrefix, c.Outcome)
 	}
 	fmt.Fprintln(w, "\nadmin (no auth):")
 	a := base + dinterotest.AdminPrefix
 	for _, e := range [][2]string{
 		{"GET ", a}, {"GET ", a + "ledger"}, {"GET ", a + "transactions"}, {"GET ", a + "counters"},
-		{"GET ", a + "faults"}, {"PUT ", a + "faults"}, {"POST", a + "reset"}, {"POST", a + "expire-tokens"},
+		{"GET ", a + "faults"}, {"PUT ", a + "faults"}, {"GET ", a + "outage"}, {"PUT ", a + "outage"},
+		{"DELETE", a + "outage"}, {"POST", a + "reset"}, {"POST", a + "expire-tokens"},
 	} {
-		fmt.Fprintf(w, "  %s %s\n", e[0], e[1])
+		fmt.Fprintf(w, "  %-6s %s\n", e[0], e[1])
+	}
+	if o.Outage.Duration > 0 {
+		outage, _ := json.Marshal(o.Outage)
+		fmt.Fprintf(w, "\noutage (from now): %s\n", outage)
 	}
 	faults, _ := json.Marshal(o.Faults)
 	fmt.Fprintf(w, "\nfaults: %s\n", faults)

@@ -52,6 +52,41 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("error rate %v", c.opts.Faults.ErrorRate)
 				}
 			}},
+		{name: "retry-after delay", args: []string{"-retry-after-delay", "5s"}, check: func(t *testing.T, c config) {
+			if c.opts.RetryAfterDelay != 5*time.Second {
+				t.Errorf("retry-after delay %v", c.opts.RetryAfterDelay)
+			}
+		}},
+		{name: "retry-after delay default", check: func(t *testing.T, c config) {
+			if c.opts.RetryAfterDelay != 24*time.Hour {
+				t.Errorf("retry-after delay %v", c.opts.RetryAfterDelay)
+			}
+		}},
+		{name: "zero retry-after delay", args: []string{"-retry-after-delay", "0s"}, wantErr: true},
+		{name: "rate limit", args: []string{"-rate-limit", "500/s", "-rate-burst", "50"}, check: func(t *testing.T, c config) {
+			if c.opts.Faults.RateLimit != 500 || c.opts.Faults.RateBurst != 50 {
+				t.Errorf("%+v", c.opts.Faults)
+			}
+		}},
+		{name: "rate limit from env", env: map[string]string{"DINTERO_SANDBOX_RATE_LIMIT": "12.5"}, check: func(t *testing.T, c config) {
+			if c.opts.Faults.RateLimit != 12.5 || c.opts.Faults.RateBurst != 0 {
+				t.Errorf("%+v", c.opts.Faults)
+			}
+		}},
+		{name: "bad rate limit", args: []string{"-rate-limit", "fast"}, wantErr: true},
+		{name: "negative rate limit", args: []string{"-rate-limit", "-1"}, wantErr: true},
+		{name: "outage", args: []string{"-outage", "2m", "-outage-answer", "504", "-outage-refuse-rate", "0.5"}, check: func(t *testing.T, c config) {
+			if c.opts.Outage != (dinterotest.Outage{Duration: 2 * time.Minute, Answer: "504", RefuseRate: 0.5}) {
+				t.Errorf("%+v", c.opts.Outage)
+			}
+		}},
+		{name: "outage default answer", env: map[string]string{"DINTERO_SANDBOX_OUTAGE": "30s"}, check: func(t *testing.T, c config) {
+			if c.opts.Outage != (dinterotest.Outage{Duration: 30 * time.Second, Answer: dinterotest.OutageHang}) {
+				t.Errorf("%+v", c.opts.Outage)
+			}
+		}},
+		{name: "bad outage answer", args: []string{"-outage", "1m", "-outage-answer", "500"}, wantErr: true},
+		{name: "bad outage refuse rate", args: []string{"-outage-refuse-rate", "2"}, wantErr: true},
 		{name: "rate above 1", args: []string{"-reset-rate", "1.5"}, wantErr: true},
 		{name: "bad env", env: map[string]string{"DINTERO_SANDBOX_LATENCY": "soon"}, wantErr: true},
 		{name: "bad duration", args: []string{"-latency", "soon"}, wantErr: true},
@@ -93,7 +128,8 @@ func TestRun(t *testing.T) {
 			break
 		}
 	}
-	for _, want := range []string{dinterotest.DefaultClientSecret, dinterotest.TokenExpiredCard, dinterotest.AdminPrefix + "ledger"} {
+	for _, want := range []string{dinterotest.DefaultClientSecret, dinterotest.TokenExpiredCard, dinterotest.TokenSoftDecline,
+		dinterotest.TokenDeclinedNoPolicy, dinterotest.BrandMastercard, dinterotest.AdminPrefix + "ledger"} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner.String())
 		}

@@ -28,8 +28,10 @@ type cluster struct {
 	natsPort int
 	monPort  int
 	sandbox  *stack.Sandbox
-	worker   *stack.Worker  // the payworker under test, or nil
-	naive    *stack.Process // the naive worker, or nil
+	worker   *stack.Worker   // the (first) payworker under test, or nil
+	workers  []*stack.Worker // every payworker under test
+	// naive is the naive worker, or nil.
+	naive    *stack.Process
 	log      *slog.Logger
 	keep     bool
 	stopDone bool
@@ -42,6 +44,7 @@ type clusterOptions struct {
 	Sandbox   *stack.SandboxConfig // nil: no sandbox
 	WorkerEnv []string             // with Worker: extra settings
 	Worker    bool                 // run the real payworker
+	Workers   int                  // with Worker: how many processes; 0 means 1
 	Naive     bool                 // run `paybench naive-worker`
 	NaiveEnv  []string
 	Keep      bool
@@ -98,16 +101,24 @@ func startCluster(ctx context.Context, o clusterOptions) (_ *cluster, err error)
 		}
 	}
 	if o.Worker {
-		c.worker, err = stack.NewWorker(o.Binaries.Payworker, stack.WorkerConfig{
-			ID: 1, NATSURL: c.natsURL(), RedisURL: c.redis.URL(), APIURL: c.sandbox.URL(),
-			LogPath: filepath.Join(o.Dir, "worker.log"), Env: o.WorkerEnv, Logger: o.Logger,
-		})
-		if err != nil {
-			return c, err
+		for id := 1; id <= max(o.Workers, 1); id++ {
+			log := "worker.log"
+			if id > 1 {
+				log = fmt.Sprintf("worker-%d.log", id)
+			}
+			w, err := stack.NewWorker(o.Binaries.Payworker, stack.WorkerConfig{
+				ID: id, NATSURL: c.natsURL(), RedisURL: c.redis.URL(), APIURL: c.sandbox.URL(),
+				LogPath: filepath.Join(o.Dir, log), Env: o.WorkerEnv, Logger: o.Logger,
+			})
+			if err != nil {
+				return c, err
+			}
+			c.workers = append(c.workers, w)
+			if err := w.Start(ctx); err != nil {
+				return c, err
+			}
 		}
-		if err := c.worker.Start(ctx); err != nil {
-			return c, err
-		}
+		c.worker = c.workers[0]
 	}
 	if o.Naive {
 		exe, err := os.Executable()
@@ -209,10 +220,8 @@ func (c *cluster) stop() {
 	}
 	c.stopDone = true
 	var errs []error
-	for _, p := range []*stack.Process{c.naiveProc(), c.workerProc(), c.sandboxProc(), c.nats} {
-		if p != nil {
-			errs = append(errs, p.Stop())
-		}
+	for _, p := range c.procs() {
+		errs = append(errs, p.Stop())
 	}
 	if c.redis != nil {
 		errs = append(errs, c.redis.Stop())
@@ -229,15 +238,21 @@ func (c *cluster) stop() {
 	}
 }
 
-func (c *cluster) naiveProc() *stack.Process {
-	return c.naive
-}
-
-func (c *cluster) workerProc() *stack.Process {
-	if c.worker == nil {
-		return nil
+// procs lists the processes other than redis-server, workers first.
+func (c *cluster) procs() []*stack.Process {
+	var out []*stack.Process
+	if c.naive != nil {
+		out = append(out, c.naive)
 	}
-	return c.worker.Process
+	for _, w := range c.workers {
+		out = append(out, w.Process)
+	}
+	for _, p := range []*stack.Process{c.sandboxProc(), c.nats} {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c *cluster) sandboxProc() *stack.Process {
@@ -250,10 +265,8 @@ func (c *cluster) sandboxProc() *stack.Process {
 // exits lists the processes that died without being asked to.
 func (c *cluster) exits() []stack.Exit {
 	var out []stack.Exit
-	for _, p := range []*stack.Process{c.naiveProc(), c.workerProc(), c.sandboxProc(), c.nats} {
-		if p != nil {
-			out = append(out, p.Exits()...)
-		}
+	for _, p := range c.procs() {
+		out = append(out, p.Exits()...)
 	}
 	return out
 }

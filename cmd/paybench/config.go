@@ -17,7 +17,7 @@ type config struct {
 	NaiveRequests int           // BENCH_NAIVE_REQUESTS: requests of the naive run
 	Runs          int           // BENCH_RUNS: runs of every scenario
 	JSONPath      string        // BENCH_JSON: write the figures here
-	CPUProfile    string        // BENCH_CPUPROFILE: worker CPU profile of the first run of ProfileScenario
+	CPUProfile    string        // BENCH_CPUPROFILE: (first) worker's CPU profile of the first run of ProfileScenario
 	ProfileFor    time.Duration // length of that profile
 	// ProfileScenario is the scenario profiled (a, b or c).
 	ProfileScenario string
@@ -32,11 +32,23 @@ type config struct {
 	LogLevel        slog.Level
 }
 
-// scenarioNames in the order they run.
-var scenarioNames = []string{"a", "b", "c", "naive", "raw"}
+// scenarioNames in the order they run; d and f stand for their rows
+// (d-limiter and d-no-limiter; f1, f2 and f3), which -only also accepts
+// one by one.
+var scenarioNames = []string{"a", "b", "c", "d", "e", "f", "g", "naive", "raw"}
+
+// rowGroups are the scenarios that run as more than one row.
+var rowGroups = map[string][]string{
+	"d": {"d-limiter", "d-no-limiter"},
+	"f": {"f1", "f2", "f3"},
+}
+
+// defaultRequests is BENCH_REQUESTS's default; the sizes of d, e, f and g
+// scale with BENCH_REQUESTS / defaultRequests (see scenarios).
+const defaultRequests = 50_000
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	c := config{Requests: 50_000, NaiveRequests: 50, Runs: 5}
+	c := config{Requests: defaultRequests, NaiveRequests: 50, Runs: 5}
 	envInt := func(name string, p *int) error {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)
@@ -67,12 +79,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.JSONPath, "json", c.JSONPath, "write the figures as JSON to this file (env BENCH_JSON)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", c.CPUProfile, "write the worker's CPU profile of the first run of -profile-scenario here (env BENCH_CPUPROFILE)")
 	fs.DurationVar(&c.ProfileFor, "profile-for", 5*time.Second, "length of the -cpuprofile profile")
-	fs.StringVar(&c.ProfileScenario, "profile-scenario", "a", "scenario whose first run -cpuprofile profiles (a, b or c); its allocation profile and /metrics are written beside it")
+	fs.StringVar(&c.ProfileScenario, "profile-scenario", "a", "scenario (row) whose first run -cpuprofile profiles, e.g. a, b, g or f3; the heap and goroutine profiles at the profile's end, the allocation profile and /metrics at the run's end are written beside it")
 	fs.DurationVar(&c.Latency, "latency", 200*time.Millisecond, "sandbox latency of scenarios b, c and naive")
 	fs.IntVar(&c.InFlightA, "in-flight-a", 256, "PAYWORKER_MAX_IN_FLIGHT of scenario a")
 	fs.IntVar(&c.InFlightB, "in-flight-b", 512, "PAYWORKER_MAX_IN_FLIGHT of scenario b")
 	fs.IntVar(&c.InFlightC, "in-flight-c", 1000, "PAYWORKER_MAX_IN_FLIGHT of scenario c")
-	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (a,b,c,naive,raw); default all")
+	fs.StringVar(&only, "only", "", "comma-separated scenarios to run (a,b,c,d,e,f,g,naive,raw, or single rows: d-limiter,d-no-limiter,f1,f2,f3); default all")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the data and log folders")
 	fs.StringVar(&c.BinDir, "bin-dir", "", "where built binaries are cached (default: <user cache>/payworker/bench-bin)")
 	fs.StringVar(&workerEnv, "worker-env", "", "extra settings of the payworker under test, KEY=VALUE,KEY=VALUE")
@@ -95,7 +107,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if !slices.Contains(scenarioNames, s) {
+		if !slices.Contains(scenarioNames, s) && !isRow(s) {
 			return c, fmt.Errorf("-only: unknown scenario %q (want %s)", s, strings.Join(scenarioNames, ","))
 		}
 		c.Only = append(c.Only, s)
@@ -112,7 +124,26 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return c, nil
 }
 
-// runs reports whether scenario name is selected.
+// isRow reports whether name is one row of a scenario of several rows.
+func isRow(name string) bool {
+	for _, rows := range rowGroups {
+		if slices.Contains(rows, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// runs reports whether scenario (or row) name is selected: named itself,
+// or its scenario is.
 func (c config) runs(name string) bool {
-	return len(c.Only) == 0 || slices.Contains(c.Only, name)
+	if len(c.Only) == 0 || slices.Contains(c.Only, name) {
+		return true
+	}
+	for group, rows := range rowGroups {
+		if slices.Contains(rows, name) && slices.Contains(c.Only, group) {
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,26 +195,81 @@ func splitResultID(id string) (ref, outcome string, ok bool) {
 // failed is sent again; the stream de-duplicates it.
 func publishAll(ctx context.Context, js jetstream.JetStream, subject string, l *load, t *tracker) error {
 	futs := make([]jetstream.PubAckFuture, len(l.bodies))
-	send := func(i int) error {
-		for {
-			m := &nats.Msg{Subject: subject, Data: l.bodies[i], Header: nats.Header{messages.HeaderMsgID: []string{l.refs[i]}}}
-			t.published(i, time.Now())
-			f, err := js.PublishMsgAsync(m)
-			if err == nil {
-				futs[i] = f
-				return nil
-			}
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			time.Sleep(time.Millisecond) // too many pending: let the acks catch up
-		}
-	}
 	for i := range l.bodies {
-		if err := send(i); err != nil {
+		if err := publishOne(ctx, js, subject, l, t, futs, i); err != nil {
 			return err
 		}
 	}
+	return awaitPubAcks(ctx, js, subject, l, futs)
+}
+
+// publishOpenLoop publishes the bodies of l open loop: request i at its
+// own arrival time, the arrivals a Poisson process of rate per second
+// (exponential gaps, from a fixed seed so that runs compare), whether or
+// not earlier requests are done. A publish late for its time (the machine
+// was busy) goes out at once; the latency is measured from the actual
+// publish. Then it waits for every PubAck, as publishAll does.
+func publishOpenLoop(ctx context.Context, js jetstream.JetStream, subject string, l *load, t *tracker, rate float64) error {
+	if rate <= 0 {
+		return fmt.Errorf("open loop: rate %v", rate)
+	}
+	arrivals := poissonArrivals(len(l.bodies), rate)
+	futs := make([]jetstream.PubAckFuture, len(l.bodies))
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for i, at := range arrivals {
+		if wait := time.Until(start.Add(at)); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		if err := publishOne(ctx, js, subject, l, t, futs, i); err != nil {
+			return err
+		}
+	}
+	return awaitPubAcks(ctx, js, subject, l, futs)
+}
+
+// poissonArrivals returns n arrival times, from 0, of a Poisson process of
+// rate per second: independent exponential gaps of mean 1/rate, drawn
+// from a fixed seed so that runs compare.
+func poissonArrivals(n int, rate float64) []time.Duration {
+	rng := rand.New(rand.NewPCG(17, 1280))
+	out := make([]time.Duration, n)
+	var at time.Duration
+	for i := range out {
+		out[i] = at
+		at += time.Duration(rng.ExpFloat64() / rate * float64(time.Second))
+	}
+	return out
+}
+
+// publishOne publishes request i asynchronously, recording the time, and
+// keeps its PubAck future in futs[i].
+func publishOne(ctx context.Context, js jetstream.JetStream, subject string, l *load, t *tracker, futs []jetstream.PubAckFuture, i int) error {
+	for {
+		m := &nats.Msg{Subject: subject, Data: l.bodies[i], Header: nats.Header{messages.HeaderMsgID: []string{l.refs[i]}}}
+		t.published(i, time.Now())
+		f, err := js.PublishMsgAsync(m)
+		if err == nil {
+			futs[i] = f
+			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		time.Sleep(time.Millisecond) // too many pending: let the acks catch up
+	}
+}
+
+// awaitPubAcks waits for the PubAck of every request and publishes again,
+// synchronously, those whose publish failed.
+func awaitPubAcks(ctx context.Context, js jetstream.JetStream, subject string, l *load, futs []jetstream.PubAckFuture) error {
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():

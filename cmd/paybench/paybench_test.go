@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +217,8 @@ func TestParseConfig(t *testing.T) {
 			func(c config) bool { return c.Requests == 5000 && c.Runs == 1 && c.JSONPath == "x.json" }, false},
 		{"flag wins", []string{"-n", "7"}, map[string]string{"BENCH_REQUESTS": "5000"}, func(c config) bool { return c.Requests == 7 }, false},
 		{"only", []string{"-only", "a, raw"}, nil, func(c config) bool { return c.runs("a") && c.runs("raw") && !c.runs("b") }, false},
+		{"only a scenario of rows", []string{"-only", "f"}, nil, func(c config) bool { return c.runs("f1") && c.runs("f3") && !c.runs("d-limiter") }, false},
+		{"only one row", []string{"-only", "d-no-limiter"}, nil, func(c config) bool { return c.runs("d-no-limiter") && !c.runs("d-limiter") }, false},
 		{"bad env", nil, map[string]string{"BENCH_REQUESTS": "many"}, nil, true},
 		{"bad scenario", []string{"-only", "z"}, nil, nil, true},
 		{"bad worker env", []string{"-worker-env", "NOEQUALS"}, nil, nil, true},
@@ -230,5 +233,131 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		})
+	}
+}
+
+func TestPoissonArrivals(t *testing.T) {
+	const n, rate = 100_000, 1280.0
+	at := poissonArrivals(n, rate)
+	if at[0] != 0 {
+		t.Errorf("first arrival at %v", at[0])
+	}
+	var sq float64
+	for i := 1; i < n; i++ {
+		gap := (at[i] - at[i-1]).Seconds()
+		if gap < 0 {
+			t.Fatalf("arrival %d before %d", i, i-1)
+		}
+		sq += gap * gap
+	}
+	mean := at[n-1].Seconds() / (n - 1)
+	// Exponential gaps: mean 1/rate and standard deviation 1/rate.
+	if want := 1 / rate; mean < 0.98*want || mean > 1.02*want {
+		t.Errorf("mean gap %.6fs, want %.6fs", mean, want)
+	}
+	if sd := math.Sqrt(sq/(n-1) - mean*mean); sd < 0.95/rate || sd > 1.05/rate {
+		t.Errorf("gap standard deviation %.6fs, want about %.6fs (not evenly spaced)", sd, 1/rate)
+	}
+}
+
+func TestScenarioSelectionAndSizes(t *testing.T) {
+	c, err := parseConfig([]string{"-only", "d,f2,g"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]scenario{}
+	var names []string
+	for _, s := range scenarios(c) {
+		got[s.name] = s
+		names = append(names, s.name)
+	}
+	if strings.Join(names, ",") != "d-limiter,d-no-limiter,f2,g" {
+		t.Fatalf("scenarios %v", names)
+	}
+	d, nd := got["d-limiter"], got["d-no-limiter"]
+	if d.workers != 3 || d.rateLimit != 500 || d.latency != 50*time.Millisecond || d.requests != 20_000 ||
+		strings.Join(d.env, ",") != "PAYWORKER_DINTERO_RATE=500/s" || len(nd.env) != 0 || nd.rateLimit != 500 {
+		t.Errorf("d rows %+v %+v", d, nd)
+	}
+	if g := got["g"]; g.inFlight != 10_000 || g.latency != 5*time.Second || g.requests != 40_000 {
+		t.Errorf("g %+v", g)
+	}
+	// The quick size scales them, with floors.
+	c, err = parseConfig(nil, func(k string) string { return map[string]string{"BENCH_REQUESTS": "5000"}[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]int{}
+	for _, s := range scenarios(c) {
+		sizes[s.name] = s.requests
+		if s.name == "e" && (s.arrivals != 1280 || s.inFlight != 512) {
+			t.Errorf("e %+v", s)
+		}
+	}
+	want := map[string]int{"d-limiter": 2000, "e": 5000, "f1": 10_000, "f3": 10_000, "g": 20_000, "a": 0}
+	for name, n := range want {
+		if sizes[name] != n {
+			t.Errorf("%s: %d requests at BENCH_REQUESTS=5000, want %d", name, sizes[name], n)
+		}
+	}
+}
+
+func TestReportIssue17Targets(t *testing.T) {
+	c, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := []figures{
+		{Name: "d-limiter", Workers: 3, GoodputPerSec: 480, Pay429Share: 0.005, Failed: 0},
+		{Name: "d-no-limiter", Workers: 3, GoodputPerSec: 180, Pay429Share: 0.68, Failed: 2},
+		{Name: "e", OverheadP50ms: 1.5, OverheadP99ms: 12},
+		{Name: "f1", Workers: 1, ChargesPerSec: 1000},
+		{Name: "f2", Workers: 2, ChargesPerSec: 1950},
+		{Name: "f3", Workers: 3, ChargesPerSec: 2700},
+		{Name: "g", ChargesPerSec: 1950, PeakRSSMiB: 300},
+	}
+	r := newReport(c, figs)
+	want := map[string]bool{
+		"d: goodput, share of limit": true, "d: pay calls answered 429": true, "d: failed requests": true,
+		"e: overhead p50 ms": true, "e: overhead p99 ms": false,
+		"f2: × one worker (f1)": true, "f3: × one worker (f1)": false,
+		"g: share of Little's law": true, "g: peak RSS MiB": false,
+	}
+	if len(r.Targets) != len(want) {
+		t.Errorf("%d targets, want %d: %+v", len(r.Targets), len(want), r.Targets)
+	}
+	for _, tg := range r.Targets {
+		if met, ok := want[tg.Name]; !ok || met != tg.Met {
+			t.Errorf("target %q met = %v, want %v (known: %v)", tg.Name, tg.Met, met, ok)
+		}
+	}
+	if r.Scenarios[4].ScaleRatio != 1.95 || r.Scenarios[5].ScaleRatio != 2.7 || r.Scenarios[3].ScaleRatio != 0 {
+		t.Errorf("scale ratios %v %v %v", r.Scenarios[3].ScaleRatio, r.Scenarios[4].ScaleRatio, r.Scenarios[5].ScaleRatio)
+	}
+	var out bytes.Buffer
+	if err := r.writeJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Scenarios []map[string]any `json:"scenarios"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if v := back.Scenarios[2]["overhead_p99_ms"]; v != 12.0 {
+		t.Errorf("e overhead_p99_ms = %v", v)
+	}
+	if v := back.Scenarios[5]["scale_ratio"]; v != 2.7 {
+		t.Errorf("f3 scale_ratio = %v", v)
+	}
+	if _, ok := back.Scenarios[3]["scale_ratio"]; ok {
+		t.Error("f1 has a scale_ratio")
+	}
+	out.Reset()
+	r.print(&out)
+	for _, s := range []string{"rate limit, overhead and scale-out", "d_no_limiter", "MISSED", "f3_over_f1"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, out.String())
+		}
 	}
 }

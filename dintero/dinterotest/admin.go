@@ -11,7 +11,9 @@ type adminRoute struct {
 	Description string `json:"description"`
 }
 
-type testCard struct {
+// TestCard describes one test card for people: the token prefix and what
+// a pay call with it does.
+type TestCard struct {
 	TokenPrefix string `json:"token_prefix"`
 	Outcome     string `json:"outcome"`
 }
@@ -24,19 +26,24 @@ func adminRoutes() []adminRoute {
 		{http.MethodGet, AdminPrefix + "counters", "request and outcome counters"},
 		{http.MethodGet, AdminPrefix + "faults", "the injected faults"},
 		{http.MethodPut, AdminPrefix + "faults", "replace the injected faults (JSON, durations as \"150ms\", rates in [0,1])"},
-		{http.MethodPost, AdminPrefix + "reset", "clear ledger, transactions, sessions and counters (faults and tokens stay)"},
+		{http.MethodGet, AdminPrefix + "outage", "the outage last set and whether it is in effect"},
+		{http.MethodPut, AdminPrefix + "outage", "start an outage now (JSON: duration \"2m\", answer hang|502|504, refuse_rate in [0,1]); duration 0 ends it"},
+		{http.MethodDelete, AdminPrefix + "outage", "end the outage"},
+		{http.MethodPost, AdminPrefix + "reset", "clear ledger, transactions, sessions and counters (faults, outage and tokens stay)"},
 		{http.MethodPost, AdminPrefix + "expire-tokens", "invalidate every issued access token"},
 	}
 }
 
-func testCards() []testCard {
-	return []testCard{
-		{TokenAuthorized, "AUTHORIZED (CAPTURED with session.configuration.auto_capture)"},
-		{TokenInsufficientFunds, "HTTP 200 FAILED, INSUFFICIENT_FUNDS, RETRY_AFTER_DELAY (retry_after +24h)"},
-		{TokenDoNotRetry, "HTTP 200 DECLINED, DECLINED, DO_NOT_RETRY"},
-		{TokenExpiredCard, "HTTP 200 FAILED, EXPIRED_CARD, DO_NOT_RETRY"},
-		{"(anything else)", "HTTP 400 INVALID_PAYMENT_TOKEN, nothing recorded"},
+// TestCards lists the test cards, as the admin index and the binary's
+// banner show them.
+func TestCards() []TestCard {
+	out := make([]TestCard, 0, len(cardDefs)+2)
+	for _, d := range cardDefs {
+		out = append(out, TestCard{d.prefix, d.doc})
 	}
+	return append(out,
+		TestCard{"(after any prefix above) " + BrandVisa + " / " + BrandMastercard, `card.brand "Visa" (the default) / "Mastercard"`},
+		TestCard{"(anything else)", "HTTP 400 INVALID_PAYMENT_TOKEN, nothing recorded"})
 }
 
 type adminIndex struct {
@@ -46,7 +53,7 @@ type adminIndex struct {
 	ClientSecret   string       `json:"client_secret"`
 	TokenURL       string       `json:"token_url"`
 	Audience       string       `json:"audience"`
-	TestCards      []testCard   `json:"test_cards"`
+	TestCards      []TestCard   `json:"test_cards"`
 	FeatureToggles []string     `json:"feature_toggles"`
 	Admin          []adminRoute `json:"admin"`
 }
@@ -73,7 +80,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 				ClientSecret:   s.opts.ClientSecret,
 				TokenURL:       baseURL(r) + "/v1/accounts/" + s.opts.AccountID + "/auth/token",
 				Audience:       s.audience,
-				TestCards:      testCards(),
+				TestCards:      TestCards(),
 				FeatureToggles: []string{"strict-merchant-reference", "strict-success-merchant-reference"},
 				Admin:          adminRoutes(),
 			})
@@ -110,6 +117,29 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			s.SetFaults(f)
 		}
 		writeJSON(w, http.StatusOK, s.Faults())
+	case "outage":
+		if !allow(http.MethodGet, http.MethodPut, http.MethodDelete) {
+			return
+		}
+		switch r.Method {
+		case http.MethodPut:
+			b, err := readBody(w, r)
+			var o Outage
+			if err == nil {
+				err = decodeJSON(b, &o)
+			}
+			if err == nil {
+				err = o.Validate()
+			}
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "INVALID_REQUEST", err.Error(), nil)
+				return
+			}
+			s.SetOutage(o)
+		case http.MethodDelete:
+			s.EndOutage()
+		}
+		writeJSON(w, http.StatusOK, s.OutageStatus())
 	case "reset":
 		if allow(http.MethodPost) {
 			s.Reset()

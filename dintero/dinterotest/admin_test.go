@@ -176,8 +176,9 @@ func TestNoTokenEcho(t *testing.T) {
 	bad["customer"].(map[string]any)["tokens"] = map[string]any{"payex.creditcard": map[string]any{"recurrence_token": tok(dinterotest.TokenAuthorized)}}
 	a.do(http.MethodPost, "/v1/sessions-profile", bad, nil)
 
+	// Only includes=card.*_token shows a token (TestTransactionIncludesToken).
 	for _, id := range txIDs {
-		a.do(http.MethodGet, "/v1/transactions/"+id+"?includes=card.payment_token&includes=card.recurrence_token", nil, nil)
+		a.do(http.MethodGet, "/v1/transactions/"+id+"?includes=session", nil, nil)
 	}
 	for _, id := range sessionIDs {
 		a.do(http.MethodGet, "/v1/sessions/"+id, nil, nil)

@@ -28,6 +28,9 @@
 //     or CAPTURED transactions).
 //     A charge answers 200 with the Transaction plus success and session_id;
 //     authorization failures are 200 too, with status FAILED or DECLINED.
+//     The answer's Sandbox-Time-Ms header (HeaderSandboxTime), and the
+//     ledger entry's sandbox_ms, is the time the sandbox spent on the call
+//     (injected latency included), for benchmarks to subtract.
 //     Invalid requests answer 400 {"error":{"code":"INVALID_REQUEST",
 //     "errors":[{"field","message"}]}}; duplicates answer 400
 //     DUPLICATE_MERCHANT_REFERENCE.
@@ -40,8 +43,9 @@
 //     (bare array, newest first, limit 1-100 default 10, starting_after).
 //
 // Every answer is JSON with a random Request-Id header, except the
-// customer's pages below, which are HTML. Card tokens are never returned,
-// shown, recorded in the ledger or logged.
+// customer's pages below, which are HTML. Card tokens are never returned
+// (except by includes=card.*_token, see Transactions), shown, recorded in
+// the ledger or logged.
 //
 // # The customer's side of a session
 //
@@ -95,13 +99,41 @@
 // # Test cards
 //
 // The prefix of the payment_token or recurrence_token value picks the
-// outcome:
+// outcome (TestCards lists them; retry_after is Options.RetryAfterDelay,
+// default 24h, after the call):
 //
 //	sandbox-ok-...                  AUTHORIZED, or CAPTURED with auto_capture
-//	sandbox-insufficient-funds-...  200 FAILED   [INSUFFICIENT_FUNDS] RETRY_AFTER_DELAY, retry_after now+24h
+//	sandbox-insufficient-funds-...  200 FAILED   [INSUFFICIENT_FUNDS] RETRY_AFTER_DELAY with retry_after
+//	sandbox-soft-decline-<N>-...    the token's first N pay calls: 200 FAILED [DECLINED] (code SOFT_DECLINE)
+//	                                RETRY_AFTER_DELAY with retry_after; every later call: as sandbox-ok-
 //	sandbox-do-not-retry-...        200 DECLINED [DECLINED]           DO_NOT_RETRY
 //	sandbox-expired-card-...        200 FAILED   [EXPIRED_CARD]       DO_NOT_RETRY
+//	sandbox-closed-account-...      200 FAILED   [CLOSED_ACCOUNT]     DO_NOT_RETRY
+//	sandbox-pick-up-card-...        200 DECLINED [PICK_UP_CARD]       DO_NOT_RETRY
+//	sandbox-restricted-card-...     200 DECLINED [RESTRICTED_CARD]    DO_NOT_RETRY
+//	sandbox-declined-no-policy-...  200 DECLINED [DECLINED]           no retry_policy
 //	anything else                   400 INVALID_PAYMENT_TOKEN, nothing recorded
+//
+// A soft decline counts the pay calls (and customer payments) of its
+// exact token value that were processed; calls refused before (invalid,
+// duplicate, a fault, the rate limit, an outage's 503) do not count, and
+// Reset forgets the counts. After the prefix (and a soft decline's "N-"),
+// "visa-" or "mastercard-" picks card.brand and masked_pan:
+// sandbox-ok-mastercard-1 is a Mastercard, sandbox-ok-1 and
+// sandbox-ok-visa-1 are Visas.
+//
+// # Transactions
+//
+// A transaction carries what the request said: merchant_reference, amount,
+// currency, payment_product_type, payment_operation (empty for a customer
+// paying a session), customer (customer_id, email, phone_number, when
+// given), metadata, the card (brand, masked_pan, expiry_date) and the
+// AUTHORIZE (and CAPTURE) event with its error and retry_policy.
+// GET /v1/transactions/{id}?includes=card.payment_token (or
+// includes=card.recurrence_token; the parameter may repeat, values may be
+// comma-separated) adds card.payment_token (card.recurrence_token): the
+// token the transaction was paid with, when it was of that kind, as
+// Dintero does. Nothing else ever returns a card token.
 //
 // # Faults
 //
@@ -112,15 +144,44 @@
 // token is checked, as a gateway in front of the API would. Options.Seed
 // makes the draws repeatable. Faults never apply to the admin endpoints.
 //
+// Faults.RateLimit is a real rate limit, not a random draw: a token bucket
+// for the account (RateLimit calls per second, RateBurst at once, default
+// a tenth of a second's worth) over every API call, the token endpoint
+// included. A call that finds it empty is answered 429 TOO_MANY_REQUESTS
+// with Retry-After in whole seconds, rounded up, until the bucket holds a
+// token again, and is counted in Counters.RateLimited (RateLimitedPay for
+// /v1/sessions/pay). It is checked after the latency and before the
+// random faults; setting a new rate or burst starts a full bucket.
+//
+// # Outage
+//
+// An outage (Options.Outage, SetOutage, PUT /__sandbox/outage, or the
+// binary's -outage flags) is a window, starting when it is set, in which
+// Dintero charges but the answers are lost and nothing can be looked up:
+// POST /v1/sessions/pay and POST /v1/sessions-profile are processed (the
+// charge enters the ledger, the session is stored; soft-decline counts
+// advance) and then hang until the client gives up (Outage.Answer "hang",
+// the default; dropped after Options.HangLimit) or are answered 502 or 504;
+// Outage.RefuseRate of them are answered 503 instead, before anything is
+// done; lookups (GET /v1/transactions, /v1/transactions/{id},
+// /v1/sessions/{id}) answer 503. The token endpoint, the customer's pages
+// and callbacks keep working. Counters: OutageAnswersLost, OutageRefused,
+// OutageLookupsFailed. After the window everything answers again, and a
+// retried charge meets the strict toggles as usual.
+//
 // # Admin endpoints (no authentication)
 //
 //	GET  /__sandbox/               index: credentials, test cards, endpoints
-//	GET  /__sandbox/ledger         Ledger as JSON
+//	GET  /__sandbox/ledger         Ledger as JSON (with each charge's sandbox_ms)
 //	GET  /__sandbox/transactions   Transactions as JSON
 //	GET  /__sandbox/counters       Counters as JSON
 //	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)
 //	GET  /__sandbox/faults         Faults as JSON
 //	PUT  /__sandbox/faults         replace Faults (400 if invalid)
+//	GET  /__sandbox/outage         OutageStatus: the outage last set, active or not
+//	PUT  /__sandbox/outage         start an Outage now, e.g. {"duration":"2m","answer":"hang",
+//	                               "refuse_rate":0}; duration "0s" ends it (400 if invalid)
+//	DELETE /__sandbox/outage       end the outage
 //	POST /__sandbox/reset          Reset
 //	POST /__sandbox/expire-tokens  ExpireTokens
 //
@@ -138,8 +199,10 @@
 //   - ON_HOLD, 202 answers, RETRY_IMMEDIATELY, partial payments, 403
 //     scopes, strict-session-amounts, item sums against order.amount.
 //   - Card-network retry limits (Visa, MasterCard) and blocking a token
-//     after DO_NOT_RETRY: every call with a test card has the same outcome.
-//   - The includes query parameter (card tokens are never returned) and
-//     transaction list filters other than merchant_reference.
+//     after DO_NOT_RETRY: every call with a test card has the same outcome
+//     (a soft decline's count aside).
+//   - includes values other than card.payment_token and
+//     card.recurrence_token, payment_token_id and recurrence_token_id,
+//     and transaction list filters other than merchant_reference.
 //   - Persistence: everything lives in memory until Reset or exit.
 package dinterotest

@@ -9,14 +9,25 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
+// newLimiter returns the token bucket of f, or nil when f has no limit.
+func newLimiter(f Faults) *rate.Limiter {
+	if f.RateLimit <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(f.RateLimit), f.RateBurst)
+}
+
 // Faults are failures injected into /v1 API calls (never into the admin
-// endpoints). For every call they are tried in this order: Latency and
-// LatencyJitter, ResetRate, ErrorRate, RateLimitRate; each rate is an
-// independent draw and the first hit answers the call. A rate of 1 always
-// hits, 0 never. TimeoutAfterChargeRate applies only to /v1/sessions/pay,
-// after the transaction has been recorded.
+// endpoints or the customer's pages). For every call they are tried in
+// this order: Latency and LatencyJitter, RateLimit, ResetRate, ErrorRate,
+// RateLimitRate; each rate is an independent draw and the first hit
+// answers the call. A rate of 1 always hits, 0 never.
+// TimeoutAfterChargeRate applies only to /v1/sessions/pay, after the
+// transaction has been recorded.
 //
 // In JSON (the admin endpoint) the fields are snake_case and durations are
 // Go duration strings such as "150ms".
@@ -43,6 +54,16 @@ type Faults struct {
 	// ResetRate is the fraction of calls whose connection is dropped
 	// without an answer and without doing anything.
 	ResetRate float64 `json:"reset_rate"`
+	// RateLimit is the account's request rate, per second, as a token
+	// bucket over every API call (the token endpoint included): a call
+	// that finds the bucket empty is answered 429 TOO_MANY_REQUESTS with
+	// Retry-After, the whole seconds (rounded up, at least 1) until the
+	// bucket holds a token again, and is counted in Counters.RateLimited.
+	// 0 means no limit. Changing it (or RateBurst) starts a full bucket.
+	RateLimit float64 `json:"rate_limit"`
+	// RateBurst is the bucket's size: how many calls may come at once.
+	// Default a tenth of a second's worth of RateLimit, at least 1.
+	RateBurst int `json:"rate_burst"`
 }
 
 // Validate reports whether every rate is within [0, 1] and no duration is
@@ -61,6 +82,12 @@ func (f Faults) Validate() error {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			errs = append(errs, fmt.Errorf("dinterotest: faults: %s must be within [0, 1]", r.name))
 		}
+	}
+	if math.IsNaN(f.RateLimit) || math.IsInf(f.RateLimit, 0) || f.RateLimit < 0 {
+		errs = append(errs, errors.New("dinterotest: faults: rate_limit must be a finite number ≥ 0 (0: no limit)"))
+	}
+	if f.RateBurst < 0 {
+		errs = append(errs, errors.New("dinterotest: faults: rate_burst must not be negative"))
 	}
 	for _, d := range []struct {
 		name string
@@ -81,6 +108,9 @@ func (f Faults) withDefaults() Faults {
 	if f.RetryAfter == 0 {
 		f.RetryAfter = defaultRetryAfter
 	}
+	if f.RateLimit > 0 && f.RateBurst == 0 {
+		f.RateBurst = max(1, int(math.Ceil(f.RateLimit/10)))
+	}
 	return f
 }
 
@@ -92,6 +122,8 @@ type faultsJSON struct {
 	RetryAfter             string  `json:"retry_after"`
 	TimeoutAfterChargeRate float64 `json:"timeout_after_charge_rate"`
 	ResetRate              float64 `json:"reset_rate"`
+	RateLimit              float64 `json:"rate_limit"`
+	RateBurst              int     `json:"rate_burst"`
 }
 
 // MarshalJSON encodes durations as Go duration strings.
@@ -104,6 +136,8 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		RetryAfter:             f.RetryAfter.String(),
 		TimeoutAfterChargeRate: f.TimeoutAfterChargeRate,
 		ResetRate:              f.ResetRate,
+		RateLimit:              f.RateLimit,
+		RateBurst:              f.RateBurst,
 	})
 }
 
@@ -140,6 +174,8 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	out.RateLimitRate = fj.RateLimitRate
 	out.TimeoutAfterChargeRate = fj.TimeoutAfterChargeRate
 	out.ResetRate = fj.ResetRate
+	out.RateLimit = fj.RateLimit
+	out.RateBurst = fj.RateBurst
 	*f = out
 	return nil
 }
@@ -165,10 +201,11 @@ func (s *Server) randN(n int64) int64 {
 	return v
 }
 
-// applyFaults injects the pre-request faults. It reports whether the call
-// should proceed; when it returns false the answer has been written. A
-// dropped connection panics with http.ErrAbortHandler.
-func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request) bool {
+// applyFaults injects the pre-request faults into a call to ep. It
+// reports whether the call should proceed; when it returns false the
+// answer has been written. A dropped connection panics with
+// http.ErrAbortHandler.
+func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request, ep endpoint) bool {
 	f := s.faults.Load()
 	if f.Latency > 0 || f.LatencyJitter > 0 {
 		d := f.Latency
@@ -178,6 +215,20 @@ func (s *Server) applyFaults(w http.ResponseWriter, r *http.Request) bool {
 		if !s.sleep(r.Context(), d) {
 			// The client gave up or the sandbox is closing: nobody to answer.
 			panic(http.ErrAbortHandler)
+		}
+	}
+	if lim := s.limiter.Load(); lim != nil {
+		now := time.Now()
+		if !lim.AllowN(now, 1) {
+			s.c.rateLimited.Add(1)
+			if ep == epPay {
+				s.c.rateLimitedPay.Add(1)
+			}
+			// The wait until the bucket holds a whole token again.
+			wait := (1 - lim.TokensAt(now)) / float64(lim.Limit())
+			w.Header().Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(wait)), 1), 10))
+			writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "rate limit exceeded", nil)
+			return false
 		}
 	}
 	if s.chance(f.ResetRate) {

@@ -2,6 +2,7 @@ package dinterotest_test
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -232,6 +233,10 @@ func TestFaultsValidation(t *testing.T) {
 		{"rate above 1", dinterotest.Faults{ErrorRate: 1.5}, true},
 		{"negative rate", dinterotest.Faults{ResetRate: -0.1}, true},
 		{"negative latency", dinterotest.Faults{Latency: -time.Second}, true},
+		{"rate limit", dinterotest.Faults{RateLimit: 0.5, RateBurst: 3}, false},
+		{"negative rate limit", dinterotest.Faults{RateLimit: -1}, true},
+		{"infinite rate limit", dinterotest.Faults{RateLimit: math.Inf(1)}, true},
+		{"negative burst", dinterotest.Faults{RateLimit: 1, RateBurst: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,12 +249,12 @@ func TestFaultsValidation(t *testing.T) {
 
 func TestFaultsJSON(t *testing.T) {
 	in := dinterotest.Faults{Latency: 150 * time.Millisecond, LatencyJitter: time.Second, ErrorRate: 0.1,
-		RateLimitRate: 0.2, RetryAfter: 2 * time.Second, TimeoutAfterChargeRate: 0.3, ResetRate: 0.4}
+		RateLimitRate: 0.2, RetryAfter: 2 * time.Second, TimeoutAfterChargeRate: 0.3, ResetRate: 0.4, RateLimit: 500, RateBurst: 50}
 	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"latency":"150ms","latency_jitter":"1s","error_rate":0.1,"rate_limit_rate":0.2,"retry_after":"2s","timeout_after_charge_rate":0.3,"reset_rate":0.4}`
+	want := `{"latency":"150ms","latency_jitter":"1s","error_rate":0.1,"rate_limit_rate":0.2,"retry_after":"2s","timeout_after_charge_rate":0.3,"reset_rate":0.4,"rate_limit":500,"rate_burst":50}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}

@@ -34,6 +34,7 @@ const (
 // header and is JSON, except the customer's pages under /v1/view/, which
 // are HTML.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	arrived := time.Now()
 	reqID := newRequestID()
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
@@ -52,7 +53,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case strings.HasPrefix(p, "/v1/"):
-		s.serveAPI(w, r, reqID)
+		s.serveAPI(w, r, reqID, arrived)
 	case p == AdminPrefix+"sessions":
 		s.serveAdminSessions(w, r)
 	case p == strings.TrimSuffix(AdminPrefix, "/") || strings.HasPrefix(p, AdminPrefix):
@@ -88,7 +89,8 @@ func route(p string) (endpoint, string, string) {
 	return epNone, "", ""
 }
 
-func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) {
+// serveAPI serves a /v1 call that arrived at arrived.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string, arrived time.Time) {
 	ep, param, method := route(r.URL.Path)
 	if ep == epNone {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint", nil)
@@ -118,7 +120,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) 
 	case epTransactionList:
 		s.c.transactionLists.Add(1)
 	}
-	if !s.applyFaults(w, r) {
+	if !s.applyFaults(w, r, ep) {
 		return
 	}
 	if ep == epToken {
@@ -130,28 +132,45 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string) 
 		writeError(w, http.StatusUnauthorized, "ACCESS_FORBIDDEN", "missing, invalid or expired access token", nil)
 		return
 	}
-	switch ep {
-	case epPay:
-		s.handlePay(w, r, reqID)
-	case epSessionsProfile:
-		s.handleSessionsProfile(w, r)
-	case epSessionGet:
-		s.handleSessionGet(w, param)
-	case epTransactionGet:
-		s.handleTransactionGet(w, param)
-	case epTransactionList:
-		s.handleTransactionList(w, r)
+	serve := func(w http.ResponseWriter) {
+		switch ep {
+		case epPay:
+			s.handlePay(w, r, reqID, arrived)
+		case epSessionsProfile:
+			s.handleSessionsProfile(w, r)
+		case epSessionGet:
+			s.handleSessionGet(w, param)
+		case epTransactionGet:
+			s.handleTransactionGet(w, r, param)
+		case epTransactionList:
+			s.handleTransactionList(w, r)
+		}
 	}
+	if s.serveOutage(w, r, ep, serve) {
+		return
+	}
+	serve(w)
 }
 
 // writeJSON writes v as the JSON body with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	status, b := encodeJSON(status, v)
+	writeBody(w, status, b)
+}
+
+// encodeJSON encodes v as a JSON body; a value that cannot be encoded
+// becomes a 500 INTERNAL_SERVER_ERROR.
+func encodeJSON(status int, v any) (int, []byte) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"code":"INTERNAL_SERVER_ERROR","message":"sandbox could not encode the answer"}}`)
 	}
-	b = append(b, '\n')
+	return status, append(b, '\n')
+}
+
+// writeBody writes an encoded JSON body with the given status.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

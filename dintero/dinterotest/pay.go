@@ -197,13 +197,14 @@ func isNestedTokenKey(k string) bool {
 	return k == "payex" || k == "bambora" || k == "dintero_psp"
 }
 
-// payToken picks the token /v1/sessions/pay charges, enforcing which token
-// kinds each provider and operation accept.
-func (v *validator) payToken(c *customerIn, product, op string) string {
+// payToken picks the token /v1/sessions/pay charges, and its kind
+// (payment_token or recurrence_token), enforcing which token kinds each
+// provider and operation accept.
+func (v *validator) payToken(c *customerIn, product, op string) (kind, token string) {
 	const field = "session.customer.tokens"
 	if c == nil || c.Tokens == nil {
 		v.add(field, "required: an object keyed by payment_product_type")
-		return ""
+		return "", ""
 	}
 	for k := range c.Tokens {
 		if isNestedTokenKey(k) {
@@ -213,68 +214,39 @@ func (v *validator) payToken(c *customerIn, product, op string) string {
 	raw, ok := c.Tokens[product]
 	if !ok {
 		v.add(field, `missing the key "`+product+`" (the payment_product_type)`)
-		return ""
+		return "", ""
 	}
 	f := field + `["` + product + `"]`
 	toks := v.cardTokens(f, raw)
 	if toks == nil {
-		return ""
+		return "", ""
 	}
 	pay, rec := toks[tokenPayment], toks[tokenRecurrence]
 	if product != productPayex {
 		if rec != "" {
 			v.add(f+"."+tokenRecurrence, product+" supports only payment_token")
-			return ""
+			return "", ""
 		}
 		if pay == "" {
 			v.add(f+"."+tokenPayment, "required")
 		}
-		return pay
+		return tokenPayment, pay
 	}
 	switch op {
 	case opRecurring:
 		if rec != "" {
-			return rec
+			return tokenRecurrence, rec
 		}
 		if pay == "" {
 			v.add(f, "recurring_purchase needs recurrence_token or payment_token")
 		}
-		return pay
+		return tokenPayment, pay
 	default:
 		if pay == "" {
 			v.add(f+"."+tokenPayment, "unscheduled_purchase needs payment_token")
 		}
-		return pay
+		return tokenPayment, pay
 	}
-}
-
-// outcome is what a test card does.
-type outcome struct {
-	status     string
-	errType    string
-	errCode    string
-	message    string
-	retryCode  string
-	retryAfter time.Duration // > 0 adds retry_after
-	cardExpiry string
-}
-
-func testCardOutcome(token string) (outcome, bool) {
-	switch {
-	case strings.HasPrefix(token, TokenAuthorized):
-		return outcome{status: dintero.StatusAuthorized, cardExpiry: "12/99"}, true
-	case strings.HasPrefix(token, TokenInsufficientFunds):
-		return outcome{status: dintero.StatusFailed, errType: "INSUFFICIENT_FUNDS", errCode: "INSUFFICIENT_FUNDS",
-			message: "Insufficient funds", retryCode: dintero.RetryAfterDelay, retryAfter: 24 * time.Hour,
-			cardExpiry: "12/99"}, true
-	case strings.HasPrefix(token, TokenDoNotRetry):
-		return outcome{status: dintero.StatusDeclined, errType: "DECLINED", errCode: "DECLINED",
-			message: "Declined by issuer; do not retry", retryCode: dintero.RetryDoNotRetry, cardExpiry: "12/99"}, true
-	case strings.HasPrefix(token, TokenExpiredCard):
-		return outcome{status: dintero.StatusFailed, errType: "EXPIRED_CARD", errCode: "EXPIRED_CARD",
-			message: "Card expired", retryCode: dintero.RetryDoNotRetry, cardExpiry: "01/20"}, true
-	}
-	return outcome{}, false
 }
 
 // featureToggles parses Dintero-Feature-Toggles (CSV, header may repeat).
@@ -301,8 +273,14 @@ func (s *Server) payError(w http.ResponseWriter, code, msg string, errs []any) {
 	})
 }
 
-// handlePay serves POST /v1/sessions/pay.
-func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string) {
+// HeaderSandboxTime is the header of a /v1/sessions/pay answer (HTTP 200)
+// that holds the time the sandbox spent on the call, in milliseconds with
+// microsecond precision ("200.125"): from its arrival to the answer,
+// injected latency included. Charge.SandboxMs holds the same figure.
+const HeaderSandboxTime = "Sandbox-Time-Ms"
+
+// handlePay serves POST /v1/sessions/pay, which arrived at arrived.
+func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string, arrived time.Time) {
 	b, err := readBody(w, r)
 	var req payRequest
 	if err == nil {
@@ -318,6 +296,7 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 	var (
 		sum           orderSummary
 		product, op   string
+		tokenKind     string
 		token         string
 		callbackURL   string
 		autoCapture   bool
@@ -353,7 +332,7 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 		sess := req.Session
 		sum = v.order("session.order", sess.Order)
 		if product != "" && op != "" {
-			token = v.payToken(sess.Customer, product, op)
+			tokenKind, token = v.payToken(sess.Customer, product, op)
 		}
 		if sess.URL != nil {
 			callbackURL = sess.URL.CallbackURL
@@ -369,7 +348,7 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 		s.payError(w, "INVALID_REQUEST", "invalid session pay request", v.errs)
 		return
 	}
-	out, ok := testCardOutcome(token)
+	c, ok := parseCard(token)
 	if !ok {
 		s.c.invalidRequests.Add(1)
 		s.payError(w, "INVALID_PAYMENT_TOKEN", "the card token is unknown to the sandbox; use a test card prefix (see "+AdminPrefix+")", nil)
@@ -378,46 +357,10 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 
 	now := time.Now().UTC()
 	sessionID, txID := s.newID(), s.newID()
-	tx := dintero.Transaction{
-		ID:                 txID,
-		SessionID:          sessionID,
-		MerchantReference:  sum.MerchantReference,
-		Status:             out.status,
-		Amount:             sum.Amount,
-		Currency:           sum.Currency,
-		PaymentProduct:     productFamily,
-		PaymentProductType: product,
-		PaymentOperation:   op,
-		Card:               &dintero.Card{Brand: "Visa", MaskedPAN: "492500******0004", ExpiryDate: out.cardExpiry, Type: "credit", Country: "NO"},
-		Metadata:           metadata,
-		CreatedAt:          now,
-		UpdatedAt:          now,
-	}
-	authorize := dintero.TransactionEvent{
-		Event: "AUTHORIZE", TransactionStatus: out.status, Amount: sum.Amount,
-		Success: out.errType == "", CreatedAt: now, RequestID: reqID,
-	}
-	if out.errType != "" {
-		rp := &dintero.RetryPolicy{RetryCodes: []string{out.retryCode}}
-		if out.retryAfter > 0 {
-			t := now.Add(out.retryAfter)
-			rp.RetryAfter = &t
-		}
-		authorize.Error = &dintero.EventError{Code: out.errCode, Message: out.message, Type: []string{out.errType}, RetryPolicy: rp}
-	}
-	tx.Events = []dintero.TransactionEvent{authorize}
-	if autoCapture && out.errType == "" {
-		tx.Status = dintero.StatusCaptured
-		tx.Events = append(tx.Events, dintero.TransactionEvent{
-			Event: "CAPTURE", TransactionStatus: dintero.StatusCaptured, Amount: sum.Amount,
-			Success: true, CreatedAt: now, RequestID: reqID,
-		})
-	}
 	sess := &session{
 		ID: sessionID, Kind: sessionKindPay, Order: sum, CallbackURL: callbackURL,
 		Customer: customer, Metadata: metadata, TransactionID: txID, CreatedAt: now,
 	}
-	succeeded := dintero.Succeeded(tx.Status)
 
 	strict, strictSuccess := featureToggles(r)
 	s.mu.Lock()
@@ -433,8 +376,36 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 		s.payError(w, "DUPLICATE_MERCHANT_REFERENCE", msg, nil)
 		return
 	}
-	rec := s.st.addTx(tx, sess)
+	out := s.st.outcomeOf(c, token)
+	tx := dintero.Transaction{
+		ID:                 txID,
+		SessionID:          sessionID,
+		MerchantReference:  sum.MerchantReference,
+		Status:             out.status,
+		Amount:             sum.Amount,
+		Currency:           sum.Currency,
+		PaymentProduct:     productFamily,
+		PaymentProductType: product,
+		PaymentOperation:   op,
+		Customer:           customer.transactionCustomer(),
+		Card:               &dintero.Card{Brand: c.brand.name, MaskedPAN: c.brand.mitPAN, ExpiryDate: out.cardExpiry, Type: "credit", Country: "NO"},
+		Metadata:           metadata,
+		CreatedAt:          now,
+		UpdatedAt:          now,
+		Events:             []dintero.TransactionEvent{authorizeEvent(out, sum.Amount, now, reqID, s.opts.RetryAfterDelay)},
+	}
+	if autoCapture && out.errType == "" {
+		tx.Status = dintero.StatusCaptured
+		tx.Events = append(tx.Events, dintero.TransactionEvent{
+			Event: "CAPTURE", TransactionStatus: dintero.StatusCaptured, Amount: sum.Amount,
+			Success: true, CreatedAt: now, RequestID: reqID,
+		})
+	}
+	succeeded := dintero.Succeeded(tx.Status)
+	rec := s.st.addTx(tx, sess, tokenKind, token)
+	ledgerAt := -1
 	if succeeded {
+		ledgerAt = len(s.st.ledger)
 		s.st.ledger = append(s.st.ledger, Charge{
 			TransactionID: txID, SessionID: sessionID, MerchantReference: sum.MerchantReference,
 			Amount: sum.Amount, Currency: sum.Currency, PaymentProductType: product,
@@ -454,5 +425,16 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string)
 	}
 	resp := rec.tx // shallow copy; the stored record is immutable
 	resp.Success = &succeeded
-	writeJSON(w, http.StatusOK, resp)
+	status, b := encodeJSON(http.StatusOK, resp)
+	spent := float64(time.Since(arrived).Microseconds()) / 1e3
+	if ledgerAt >= 0 {
+		s.mu.Lock()
+		// Reset may have replaced the ledger meanwhile.
+		if ledgerAt < len(s.st.ledger) && s.st.ledger[ledgerAt].TransactionID == txID {
+			s.st.ledger[ledgerAt].SandboxMs = spent
+		}
+		s.mu.Unlock()
+	}
+	w.Header().Set(HeaderSandboxTime, strconv.FormatFloat(spent, 'f', 3, 64))
+	writeBody(w, status, b)
 }

@@ -109,6 +109,12 @@ func TestTestCards(t *testing.T) {
 		{"insufficient funds, auto capture", dinterotest.TokenInsufficientFunds, true, dintero.StatusFailed, "INSUFFICIENT_FUNDS", dintero.RetryAfterDelay, true, []string{"AUTHORIZE"}},
 		{"do not retry", dinterotest.TokenDoNotRetry, false, dintero.StatusDeclined, "DECLINED", dintero.RetryDoNotRetry, false, []string{"AUTHORIZE"}},
 		{"expired card", dinterotest.TokenExpiredCard, false, dintero.StatusFailed, "EXPIRED_CARD", dintero.RetryDoNotRetry, false, []string{"AUTHORIZE"}},
+		{"closed account", dinterotest.TokenClosedAccount, false, dintero.StatusFailed, "CLOSED_ACCOUNT", dintero.RetryDoNotRetry, false, []string{"AUTHORIZE"}},
+		{"pick up card", dinterotest.TokenPickUpCard, false, dintero.StatusDeclined, "PICK_UP_CARD", dintero.RetryDoNotRetry, false, []string{"AUTHORIZE"}},
+		{"restricted card", dinterotest.TokenRestrictedCard, false, dintero.StatusDeclined, "RESTRICTED_CARD", dintero.RetryDoNotRetry, false, []string{"AUTHORIZE"}},
+		{"declined, no retry policy", dinterotest.TokenDeclinedNoPolicy, true, dintero.StatusDeclined, "DECLINED", "", false, []string{"AUTHORIZE"}},
+		{"soft decline 0 times", dinterotest.SoftDeclineToken(0, ""), false, dintero.StatusAuthorized, "", "", false, []string{"AUTHORIZE"}},
+		{"soft decline, first call", dinterotest.SoftDeclineToken(1, ""), false, dintero.StatusFailed, "DECLINED", dintero.RetryAfterDelay, true, []string{"AUTHORIZE"}},
 	}
 	products := []struct{ product, op, kind string }{
 		{"payex.creditcard", "recurring_purchase", "recurrence_token"},
@@ -148,6 +154,12 @@ func TestTestCards(t *testing.T) {
 					t.Errorf("decline: ledger %+v counters %+v", ledger, c)
 				}
 				e := tx.LastError()
+				if tt.wantRetry == "" {
+					if e == nil || len(e.Type) != 1 || e.Type[0] != tt.wantType || e.Message == "" || e.RetryPolicy != nil {
+						t.Fatalf("error %+v, want type %s and no retry_policy", e, tt.wantType)
+					}
+					return
+				}
 				if e == nil || len(e.Type) != 1 || e.Type[0] != tt.wantType || e.Message == "" || e.RetryPolicy == nil ||
 					len(e.RetryPolicy.RetryCodes) != 1 || e.RetryPolicy.RetryCodes[0] != tt.wantRetry {
 					t.Fatalf("error %+v", e)

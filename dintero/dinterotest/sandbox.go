@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/payworker/payworker/dintero"
 )
 
@@ -28,14 +30,15 @@ const (
 
 // Test cards: the prefix of a payment_token or recurrence_token value picks
 // the outcome of /v1/sessions/pay. Any other token value is answered with
-// HTTP 400 INVALID_PAYMENT_TOKEN and nothing is recorded.
+// HTTP 400 INVALID_PAYMENT_TOKEN and nothing is recorded. More cards, and
+// the card brands, are in cards.go.
 const (
 	// TokenAuthorized authorizes (status AUTHORIZED), or captures (status
 	// CAPTURED) when session.configuration.auto_capture is true.
 	TokenAuthorized = "sandbox-ok-"
 	// TokenInsufficientFunds fails with HTTP 200, status FAILED, error.type
 	// [INSUFFICIENT_FUNDS] and retry_policy RETRY_AFTER_DELAY with
-	// retry_after 24 hours ahead.
+	// retry_after Options.RetryAfterDelay (24h) ahead.
 	TokenInsufficientFunds = "sandbox-insufficient-funds-"
 	// TokenDoNotRetry is declined with HTTP 200, status DECLINED, error.type
 	// [DECLINED] and retry_policy DO_NOT_RETRY.
@@ -50,8 +53,10 @@ const (
 	defaultTokenTTL   = time.Hour
 	defaultHangLimit  = 2 * time.Minute
 	defaultRetryAfter = time.Second
-	audienceBase      = "https://api.dintero.com/v1/accounts/"
-	maxBodyBytes      = 1 << 20
+
+	defaultRetryAfterDelay = 24 * time.Hour
+	audienceBase           = "https://api.dintero.com/v1/accounts/"
+	maxBodyBytes           = 1 << 20
 
 	defaultCallbackRetries = 5
 	defaultCallbackBackoff = 100 * time.Millisecond
@@ -76,6 +81,9 @@ type Options struct {
 	TokenTTL time.Duration
 	// Faults are the initial injected faults; see Faults. Default none.
 	Faults Faults
+	// Outage, when its Duration is set, starts an outage at New; see
+	// Outage. Default none.
+	Outage Outage
 	// Seed seeds the fault randomness so that a run can be repeated.
 	// 0 means a time-based seed.
 	Seed int64
@@ -86,6 +94,12 @@ type Options struct {
 	// duration) and per callback attempt. Card tokens, secrets and access
 	// tokens are never logged. nil discards.
 	Logger *slog.Logger
+
+	// RetryAfterDelay is how far ahead retry_after lies on a
+	// RETRY_AFTER_DELAY decline (TokenInsufficientFunds,
+	// TokenSoftDecline), so that tests of dunning need not wait a day.
+	// Default 24h.
+	RetryAfterDelay time.Duration
 
 	// CallbackSecret, when set, is the account's signature secret: every
 	// callback carries a Dintero-Signature header made with
@@ -131,6 +145,9 @@ func (o *Options) setDefaults() {
 	case o.CallbackRetries < 0:
 		o.CallbackRetries = 0
 	}
+	if o.RetryAfterDelay == 0 {
+		o.RetryAfterDelay = defaultRetryAfterDelay
+	}
 	if o.CallbackBackoff == 0 {
 		o.CallbackBackoff = defaultCallbackBackoff
 	}
@@ -149,10 +166,13 @@ func (o *Options) validate() error {
 	if o.HangLimit < 0 {
 		return errors.New("dinterotest: HangLimit must not be negative")
 	}
+	if o.RetryAfterDelay < 0 {
+		return errors.New("dinterotest: RetryAfterDelay must not be negative")
+	}
 	if o.CallbackBackoff < 0 || o.CallbackTimeout < 0 {
 		return errors.New("dinterotest: CallbackBackoff and CallbackTimeout must not be negative")
 	}
-	return o.Faults.Validate()
+	return errors.Join(o.Faults.Validate(), o.Outage.Validate())
 }
 
 // Charge is one authorization granted by /v1/sessions/pay or by a
@@ -170,6 +190,13 @@ type Charge struct {
 	Operation string    `json:"operation"`
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	// SandboxMs is the time the sandbox spent on the /v1/sessions/pay
+	// call, in milliseconds (µs precision), from its arrival to the
+	// answer, injected latency included: what a benchmark subtracts to
+	// get the latency the client adds. 0 for a customer-initiated payment
+	// and a call hung by the timeout-after-charge fault; during an outage,
+	// the time until the answer was lost.
+	SandboxMs float64 `json:"sandbox_ms"`
 }
 
 // Counters counts requests and outcomes since New or the last Reset.
@@ -192,6 +219,18 @@ type Counters struct {
 	FaultRateLimits          int64 `json:"fault_rate_limits"`
 	FaultTimeoutsAfterCharge int64 `json:"fault_timeouts_after_charge"`
 	FaultResets              int64 `json:"fault_resets"`
+	// RateLimited counts the calls answered 429 by Faults.RateLimit (any
+	// API endpoint), RateLimitedPay those to /v1/sessions/pay. The 429s
+	// of Faults.RateLimitRate are FaultRateLimits.
+	RateLimited    int64 `json:"rate_limited"`
+	RateLimitedPay int64 `json:"rate_limited_pay"`
+	// OutageAnswersLost counts pay and session calls processed during an
+	// outage whose answer was lost (hung, 502 or 504); OutageRefused those
+	// refused with 503 before processing; OutageLookupsFailed the lookups
+	// answered 503.
+	OutageAnswersLost   int64 `json:"outage_answers_lost"`
+	OutageRefused       int64 `json:"outage_refused"`
+	OutageLookupsFailed int64 `json:"outage_lookups_failed"`
 	// SessionsPaid counts customer payments of /v1/sessions-profile
 	// sessions (the pay page or PaySession), declined ones included; they
 	// count in Authorized or Declined too.
@@ -210,7 +249,8 @@ type counters struct {
 	duplicatesRefused, invalidRequests, sessionsCreated, transactionGets,
 	transactionLists, unauthorized, faultErrors, faultRateLimits,
 	faultTimeoutsAfterCharge, faultResets, sessionsPaid, callbacksSent,
-	callbacksDelivered, callbackFailures atomic.Int64
+	callbacksDelivered, callbackFailures, rateLimited, rateLimitedPay, outageAnswersLost,
+	outageRefused, outageLookupsFailed atomic.Int64
 }
 
 func (c *counters) all() []*atomic.Int64 {
@@ -219,7 +259,9 @@ func (c *counters) all() []*atomic.Int64 {
 		&c.sessionsCreated, &c.transactionGets, &c.transactionLists,
 		&c.unauthorized, &c.faultErrors, &c.faultRateLimits,
 		&c.faultTimeoutsAfterCharge, &c.faultResets, &c.sessionsPaid,
-		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures}
+		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures,
+		&c.rateLimited, &c.rateLimitedPay, &c.outageAnswersLost,
+		&c.outageRefused, &c.outageLookupsFailed}
 }
 
 // Server is an in-memory Dintero Checkout. It implements http.Handler and
@@ -230,8 +272,13 @@ type Server struct {
 	audience string
 
 	faults atomic.Pointer[Faults]
-	rngMu  sync.Mutex
-	rng    *rand.Rand
+	// limMu serializes SetFaults, which swaps limiter when the rate
+	// limit changes; limiter is nil without one.
+	limMu   sync.Mutex
+	limiter atomic.Pointer[rate.Limiter]
+	outage  atomic.Pointer[outageWindow] // nil: none
+	rngMu   sync.Mutex
+	rng     *rand.Rand
 
 	tokMu  sync.RWMutex
 	tokens map[string]time.Time // access token -> expiry
@@ -276,6 +323,8 @@ func New(opts Options) *Server {
 	s.cb.init(opts.CallbackHTTPClient)
 	f := opts.Faults.withDefaults()
 	s.faults.Store(&f)
+	s.limiter.Store(newLimiter(f))
+	s.startOutage(opts.Outage, time.Now())
 	return s
 }
 
@@ -354,6 +403,11 @@ func (s *Server) SetFaults(f Faults) {
 		panic(err)
 	}
 	f = f.withDefaults()
+	s.limMu.Lock()
+	defer s.limMu.Unlock()
+	if old := s.faults.Load(); old.RateLimit != f.RateLimit || old.RateBurst != f.RateBurst {
+		s.limiter.Store(newLimiter(f))
+	}
 	s.faults.Store(&f)
 }
 
@@ -399,6 +453,11 @@ func (s *Server) Counters() Counters {
 		FaultRateLimits:          c.faultRateLimits.Load(),
 		FaultTimeoutsAfterCharge: c.faultTimeoutsAfterCharge.Load(),
 		FaultResets:              c.faultResets.Load(),
+		RateLimited:              c.rateLimited.Load(),
+		RateLimitedPay:           c.rateLimitedPay.Load(),
+		OutageAnswersLost:        c.outageAnswersLost.Load(),
+		OutageRefused:            c.outageRefused.Load(),
+		OutageLookupsFailed:      c.outageLookupsFailed.Load(),
 		SessionsPaid:             c.sessionsPaid.Load(),
 		CallbacksSent:            c.callbacksSent.Load(),
 		CallbacksDelivered:       c.callbacksDelivered.Load(),
@@ -414,8 +473,8 @@ func (s *Server) ExpireTokens() {
 	s.tokMu.Unlock()
 }
 
-// Reset clears the ledger, transactions, sessions and counters. Faults and
-// issued access tokens are kept.
+// Reset clears the ledger, transactions, sessions and counters. Faults,
+// the outage and issued access tokens are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.st = newState()

@@ -3,6 +3,7 @@ package dinterotest
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/payworker/payworker/dintero"
@@ -111,15 +112,47 @@ func (s *Server) handleSessionGet(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusOK, view)
 }
 
-// handleTransactionGet serves GET /v1/transactions/{id}. The includes
-// parameter is accepted and ignored: card tokens are never returned.
-func (s *Server) handleTransactionGet(w http.ResponseWriter, id string) {
+// handleTransactionGet serves GET /v1/transactions/{id}. Of the includes
+// parameter (repeatable; comma-separated values are accepted too) it
+// honours card.payment_token and card.recurrence_token: the token the
+// transaction was paid with, if it was of that kind. Other values are
+// accepted and ignored.
+func (s *Server) handleTransactionGet(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	rec, ok := s.st.txByID[id]
 	s.mu.Unlock()
 	if !ok {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "transaction not found", nil)
 		return
+	}
+	if inc, ok := r.URL.Query()["includes"]; ok && rec.token != "" && rec.tx.Card != nil {
+		want := ""
+		for _, v := range inc {
+			for part := range strings.SplitSeq(v, ",") {
+				switch strings.TrimSpace(part) {
+				case dintero.IncludePaymentToken:
+					if rec.tokenKind == tokenPayment {
+						want = tokenPayment
+					}
+				case dintero.IncludeRecurrenceToken:
+					if rec.tokenKind == tokenRecurrence {
+						want = tokenRecurrence
+					}
+				}
+			}
+		}
+		if want != "" {
+			tx := rec.tx // shallow copy; the card is copied before it changes
+			c := *tx.Card
+			if want == tokenPayment {
+				c.PaymentToken = rec.token
+			} else {
+				c.RecurrenceToken = rec.token
+			}
+			tx.Card = &c
+			writeJSON(w, http.StatusOK, &tx)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, &rec.tx)
 }

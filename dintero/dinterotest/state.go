@@ -19,6 +19,9 @@ type state struct {
 	refSessions  map[string]struct{} // references of every session created
 	refSucceeded map[string]struct{} // references with an AUTHORIZED/CAPTURED transaction
 	ledger       []Charge
+	// softCalls counts the processed pay calls of each soft-decline
+	// card token (server side only; never shown).
+	softCalls map[string]int
 }
 
 func newState() state {
@@ -30,6 +33,7 @@ func newState() state {
 		refSessions:  make(map[string]struct{}, initialCapacity),
 		refSucceeded: make(map[string]struct{}, initialCapacity),
 		ledger:       make([]Charge, 0, initialCapacity),
+		softCalls:    make(map[string]int),
 	}
 }
 
@@ -38,11 +42,16 @@ func newState() state {
 type txRecord struct {
 	tx  dintero.Transaction
 	seq int
+	// tokenKind and token are the card token the transaction was paid
+	// with (payment_token or recurrence_token). Server side only: shown
+	// solely on GET /v1/transactions/{id} with the matching includes.
+	tokenKind, token string
 }
 
-// addTx stores tx and its session. The caller holds Server.mu.
-func (st *state) addTx(tx dintero.Transaction, sess *session) *txRecord {
-	rec := &txRecord{tx: tx, seq: len(st.txs)}
+// addTx stores tx, paid with the card token of kind tokenKind, and its
+// session. The caller holds Server.mu.
+func (st *state) addTx(tx dintero.Transaction, sess *session, tokenKind, token string) *txRecord {
+	rec := &txRecord{tx: tx, seq: len(st.txs), tokenKind: tokenKind, token: token}
 	st.txs = append(st.txs, rec)
 	st.txByID[tx.ID] = rec
 	st.txByRef[tx.MerchantReference] = append(st.txByRef[tx.MerchantReference], rec)
@@ -97,6 +106,15 @@ type customerSummary struct {
 	PhoneNumber string `json:"phone_number,omitempty"`
 }
 
+// transactionCustomer is Transaction.customer: nil when no customer field
+// was given.
+func (c customerSummary) transactionCustomer() *dintero.Customer {
+	if c == (customerSummary{}) {
+		return nil
+	}
+	return &dintero.Customer{CustomerID: c.CustomerID, Email: c.Email, PhoneNumber: c.PhoneNumber}
+}
+
 type sessionURLs struct {
 	ReturnURL   string `json:"return_url,omitempty"`
 	CallbackURL string `json:"callback_url,omitempty"`
@@ -137,6 +155,10 @@ func cloneTx(tx *dintero.Transaction) dintero.Transaction {
 	if tx.Card != nil {
 		c := *tx.Card
 		out.Card = &c
+	}
+	if tx.Customer != nil {
+		c := *tx.Customer
+		out.Customer = &c
 	}
 	out.Metadata = maps.Clone(tx.Metadata)
 	out.Events = slices.Clone(tx.Events)

@@ -33,12 +33,6 @@ var (
 	ErrUnknownCard = errors.New("dinterotest: the saved card token is not a sandbox test card")
 )
 
-// The card the sandbox shows and records for customer-initiated payments.
-const (
-	citMaskedPAN = "424242******4242"
-	citLastFour  = "4242"
-)
-
 // PaySession does what the customer does on the session's page
 // (GET /v1/view/{session_id}): confirm the saved card with cvc (3 or 4
 // digits). The session's payment_token (the first in payment_product_type
@@ -82,12 +76,14 @@ func (s *Server) paySession(sessionID, cvc string) (dintero.Transaction, string,
 		return dintero.Transaction{}, "", ErrNoSavedCard
 	}
 	product := slices.Sorted(maps.Keys(sess.Tokens))[0]
-	out, ok := testCardOutcome(sess.Tokens[product])
+	token := sess.Tokens[product]
+	c, ok := parseCard(token)
 	if !ok {
 		s.mu.Unlock()
 		s.c.invalidRequests.Add(1)
 		return dintero.Transaction{}, "", ErrUnknownCard
 	}
+	out := s.st.outcomeOf(c, token)
 	family, _ := paymentProduct(product)
 	metadata := maps.Clone(sess.Metadata)
 	if metadata == nil {
@@ -103,13 +99,14 @@ func (s *Server) paySession(sessionID, cvc string) (dintero.Transaction, string,
 		Currency:           sess.Order.Currency,
 		PaymentProduct:     family,
 		PaymentProductType: product,
-		Card:               &dintero.Card{Brand: "Visa", MaskedPAN: citMaskedPAN, ExpiryDate: out.cardExpiry, Type: "credit", Country: "NO"},
+		Customer:           sess.Customer.transactionCustomer(),
+		Card:               &dintero.Card{Brand: c.brand.name, MaskedPAN: c.brand.citPAN, ExpiryDate: out.cardExpiry, Type: "credit", Country: "NO"},
 		Metadata:           metadata,
 		CreatedAt:          now,
 		UpdatedAt:          now,
-		Events:             []dintero.TransactionEvent{authorizeEvent(out, sess.Order.Amount, now, reqID)},
+		Events:             []dintero.TransactionEvent{authorizeEvent(out, sess.Order.Amount, now, reqID, s.opts.RetryAfterDelay)},
 	}
-	rec := s.st.addTx(tx, sess)
+	rec := s.st.addTx(tx, sess, tokenPayment, token)
 	sess.TransactionID = tx.ID
 	succeeded := dintero.Succeeded(tx.Status)
 	if succeeded {
@@ -137,23 +134,6 @@ func (s *Server) paySession(sessionID, cvc string) (dintero.Transaction, string,
 
 // ledgerOperationCIT is Charge.Operation for a customer-initiated payment.
 const ledgerOperationCIT = "customer_initiated"
-
-// authorizeEvent is the AUTHORIZE event of a test card's outcome.
-func authorizeEvent(out outcome, amount int64, now time.Time, reqID string) dintero.TransactionEvent {
-	ev := dintero.TransactionEvent{
-		Event: "AUTHORIZE", TransactionStatus: out.status, Amount: amount,
-		Success: out.errType == "", CreatedAt: now, RequestID: reqID,
-	}
-	if out.errType != "" {
-		rp := &dintero.RetryPolicy{RetryCodes: []string{out.retryCode}}
-		if out.retryAfter > 0 {
-			t := now.Add(out.retryAfter)
-			rp.RetryAfter = &t
-		}
-		ev.Error = &dintero.EventError{Code: out.errCode, Message: out.message, Type: []string{out.errType}, RetryPolicy: rp}
-	}
-	return ev
-}
 
 func validCVC(cvc string) bool {
 	if len(cvc) < 3 || len(cvc) > 4 {
@@ -229,7 +209,11 @@ func (s *Server) page(id string) viewPage {
 	}
 	if len(sess.Tokens) > 0 {
 		p.Product = slices.Sorted(maps.Keys(sess.Tokens))[0]
-		p.Card = "•••• " + citLastFour
+		last4 := brandVisa.lastFour
+		if c, ok := parseCard(sess.Tokens[p.Product]); ok {
+			last4 = c.brand.lastFour
+		}
+		p.Card = "•••• " + last4
 	}
 	return p
 }

@@ -166,6 +166,8 @@ type SandboxConfig struct {
 	HangLimit              time.Duration // longest hang of such an answer
 	ResetRate              float64       // fraction of connections dropped
 	Seed                   int64         // fault randomness; 0: time based
+	RateLimit              float64       // requests per second over every API call; 0: none
+	RateBurst              int           // with RateLimit: calls at once; 0: the sandbox's default
 }
 
 // Args returns the dintero-sandbox command line for c on addr.
@@ -177,7 +179,11 @@ func (c SandboxConfig) Args(addr string) []string {
 		c.RetryAfter = time.Second
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	return []string{
+	var extra []string
+	if c.RateLimit > 0 {
+		extra = append(extra, "-rate-limit", f(c.RateLimit), "-rate-burst", strconv.Itoa(c.RateBurst))
+	}
+	return append([]string{
 		"-addr", addr,
 		"-latency", c.Latency.String(),
 		"-latency-jitter", c.LatencyJitter.String(),
@@ -188,7 +194,7 @@ func (c SandboxConfig) Args(addr string) []string {
 		"-hang-limit", c.HangLimit.String(),
 		"-reset-rate", f(c.ResetRate),
 		"-seed", strconv.FormatInt(c.Seed, 10),
-	}
+	}, extra...)
 }
 
 // Sandbox is the dintero-sandbox binary. Its ledger lives in memory: a

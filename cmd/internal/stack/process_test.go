@@ -213,4 +213,11 @@ func TestSandboxArgs(t *testing.T) {
 			t.Errorf("Args() = %q, missing %q", args, want)
 		}
 	}
+	if strings.Contains(args, "-rate-limit ") {
+		t.Errorf("Args() = %q: a rate limit that was not asked for", args)
+	}
+	args = strings.Join(SandboxConfig{RateLimit: 500, RateBurst: 50}.Args("127.0.0.1:1"), " ")
+	if !strings.Contains(args, "-rate-limit 500 -rate-burst 50") {
+		t.Errorf("Args() = %q, missing the rate limit", args)
+	}
 }
