@@ -1,6 +1,7 @@
 package service
 
 import (
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lmittmann/tint"
 
+	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/worker"
 )
 
@@ -36,6 +38,9 @@ type Config struct {
 	CallbackAddr        string
 	StreamReplicas      int
 	ResolveSchedule     []time.Duration
+	TokenKey            string
+	TokenLimits         []idempotency.TokenLimit // nil: the defaults; empty: off
+	TokenQuarantine     bool
 	Consumer            string
 	AckWait             time.Duration
 	MaxDeliver          int
@@ -113,6 +118,21 @@ func settings(c *Config) []setting {
 			c.ResolveSchedule = d
 			return err
 		}},
+		{env: "PAYWORKER_TOKEN_KEY", flag: "token-key", usage: "key of the hash that names card tokens in Redis, the same for every pod (prefer the environment or PAYWORKER_TOKEN_KEY_FILE; default derived from DINTERO_ACCOUNT_ID)", secret: true, set: str(&c.TokenKey)},
+		{env: "PAYWORKER_TOKEN_KEY_FILE", flag: "token-key-file", usage: "file holding PAYWORKER_TOKEN_KEY", set: func(v string) error {
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return fmt.Errorf("cannot read it: %w", err)
+			}
+			c.TokenKey = strings.TrimSpace(string(b))
+			return nil
+		}},
+		{env: "PAYWORKER_TOKEN_LIMITS", flag: "token-limits", def: "24h=10,720h=15", usage: "declined attempts allowed per card token in rolling windows, or off", set: func(v string) error {
+			l, err := parseTokenLimits(v)
+			c.TokenLimits = l
+			return err
+		}},
+		{env: "PAYWORKER_TOKEN_QUARANTINE", flag: "token-quarantine", def: "true", usage: "block a card token declined with DO_NOT_RETRY or a decline no retry can fix", set: boolean(&c.TokenQuarantine)},
 		{env: "PAYWORKER_STREAM_REPLICAS", flag: "stream-replicas", def: "1", usage: "replicas of the streams, bucket and consumer payworker creates: 1, 3 or 5", set: num(&c.StreamReplicas)},
 		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},
 		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},
@@ -216,6 +236,35 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("want debug, info, warn or error, got %q", s)
 	}
 	return l, nil
+}
+
+// parseTokenLimits reads "24h=10,720h=15" (at most 10 declines in any 24
+// hours and 15 in any 720) or "off" (none).
+func parseTokenLimits(v string) ([]idempotency.TokenLimit, error) {
+	if v == "off" {
+		return []idempotency.TokenLimit{}, nil
+	}
+	var out []idempotency.TokenLimit
+	for _, part := range strings.Split(v, ",") {
+		w, n, ok := strings.Cut(strings.TrimSpace(part), "=")
+		d, err := time.ParseDuration(w)
+		m, err2 := strconv.Atoi(n)
+		if !ok || err != nil || err2 != nil || d < time.Minute || m < 1 {
+			return nil, fmt.Errorf("want windows and counts such as 24h=10,720h=15, or off; got %q", part)
+		}
+		out = append(out, idempotency.TokenLimit{Window: d, Max: m})
+	}
+	return out, nil
+}
+
+// tokenKey is the governor's hash key: PAYWORKER_TOKEN_KEY, or one derived
+// from the account (stable, shared by the pods, but not secret).
+func (c *Config) tokenKey() []byte {
+	if c.TokenKey != "" {
+		return []byte(c.TokenKey)
+	}
+	sum := sha256.Sum256([]byte("payworker token key for " + c.DinteroAccountID))
+	return sum[:]
 }
 
 // NewLogger builds the process logger: tint for people, JSON for machines.

@@ -52,6 +52,20 @@ func TestLoadConfig(t *testing.T) {
 		}},
 		{name: "timeout longer than the grace", env: map[string]string{"DINTERO_TIMEOUT": "30s", "PAYWORKER_SHUTDOWN_GRACE": "25s"},
 			wantErr: "PAYWORKER_SHUTDOWN_GRACE (25s) must be at least DINTERO_TIMEOUT (30s) + 5s"},
+		{name: "token limits", env: map[string]string{"PAYWORKER_TOKEN_LIMITS": "1h=3,24h=9"}, check: func(t *testing.T, c *Config) {
+			if len(c.TokenLimits) != 2 || c.TokenLimits[0].Window != time.Hour || c.TokenLimits[0].Max != 3 || c.TokenLimits[1].Max != 9 {
+				t.Errorf("token limits %+v", c.TokenLimits)
+			}
+			if !c.TokenQuarantine {
+				t.Error("quarantine off by default")
+			}
+		}},
+		{name: "token limits off", env: map[string]string{"PAYWORKER_TOKEN_LIMITS": "off", "PAYWORKER_TOKEN_QUARANTINE": "false"}, check: func(t *testing.T, c *Config) {
+			if c.TokenLimits == nil || len(c.TokenLimits) != 0 || c.TokenQuarantine {
+				t.Errorf("limits %+v quarantine %v, want none", c.TokenLimits, c.TokenQuarantine)
+			}
+		}},
+		{name: "bad token limits", env: map[string]string{"PAYWORKER_TOKEN_LIMITS": "24h:10"}, wantErr: "PAYWORKER_TOKEN_LIMITS: want windows and counts"},
 		{name: "replicas", env: map[string]string{"PAYWORKER_STREAM_REPLICAS": "2"}, wantErr: "PAYWORKER_STREAM_REPLICAS: want 1, 3 or 5"},
 		// Issue 12 item 12: a mistyped URL never prints its password.
 		{name: "mistyped NATS URL", env: map[string]string{"NATS_URL": "nats://u:s3cr3t-value@[::1"}, wantErr: "NATS_URL: want an absolute URL"},

@@ -47,17 +47,21 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer closeNATS()
 	w, err := worker.New(js, store, gw, worker.Config{
-		Consumer:        cfg.Consumer,
-		MaxInFlight:     cfg.MaxInFlight,
-		AckWait:         cfg.AckWait,
-		MaxDeliver:      cfg.MaxDeliver,
-		SkipSetup:       cfg.SkipSetup,
-		StreamReplicas:  cfg.StreamReplicas,
-		ResolveSchedule: cfg.ResolveSchedule,
-		ShutdownGrace:   cfg.ShutdownGrace,
-		CallbackURL:     cfg.CallbackURL,
-		Logger:          log,
-		Metrics:         metrics,
+		Consumer:          cfg.Consumer,
+		MaxInFlight:       cfg.MaxInFlight,
+		AckWait:           cfg.AckWait,
+		MaxDeliver:        cfg.MaxDeliver,
+		SkipSetup:         cfg.SkipSetup,
+		StreamReplicas:    cfg.StreamReplicas,
+		ResolveSchedule:   cfg.ResolveSchedule,
+		Tokens:            store,
+		TokenKey:          cfg.tokenKey(),
+		TokenLimits:       cfg.TokenLimits,
+		DisableQuarantine: !cfg.TokenQuarantine,
+		ShutdownGrace:     cfg.ShutdownGrace,
+		CallbackURL:       cfg.CallbackURL,
+		Logger:            log,
+		Metrics:           metrics,
 	})
 	if err != nil {
 		return err

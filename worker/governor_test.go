@@ -1,0 +1,86 @@
+package worker_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/messages"
+)
+
+// withGovernor turns the token governor on for e's workers.
+func withGovernor(e *env) {
+	e.cfg.Tokens = e.store()
+	e.cfg.TokenKey = []byte("test-token-key-0123456789")
+}
+
+// Issue 15: a token declined with DO_NOT_RETRY (or a decline no retry can
+// fix) under one reference is blocked for every later reference: those are
+// answered declined/token_blocked with DO_NOT_RETRY, and Dintero is not
+// called. Another token is not affected.
+func TestBlockedTokenNeverChargedAgain(t *testing.T) {
+	for _, token := range []string{dinterotest.TokenDoNotRetry + "1", dinterotest.TokenClosedAccount + "1",
+		dinterotest.TokenPickUpCard + "1", dinterotest.TokenRestrictedCard + "1", dinterotest.TokenExpiredCard + "1"} {
+		t.Run(token, func(t *testing.T) {
+			e := newEnv(t)
+			withGovernor(e)
+			e.startWorker(e.store(), e.client(5*time.Second))
+			e.publish(chargeBody("first", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+			if r := e.waitResults("first", 1, 10*time.Second)[0]; r.Outcome != messages.OutcomeDeclined {
+				t.Fatalf("first charge %+v, want declined", r)
+			}
+			pays := e.sandbox.Counters().PayRequests
+			for i := range 3 {
+				ref := fmt.Sprint("later-", i)
+				e.publish(chargeBody(ref, messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+				r := e.waitResults(ref, 1, 10*time.Second)[0]
+				if r.Outcome != messages.OutcomeDeclined || r.Error == nil || r.Error.Code != messages.CodeTokenBlocked ||
+					!slices.Equal(r.Error.RetryCodes, []string{dintero.RetryDoNotRetry}) {
+					t.Fatalf("%s: %+v; want declined/token_blocked with DO_NOT_RETRY", ref, r)
+				}
+			}
+			if got := e.sandbox.Counters().PayRequests; got != pays {
+				t.Fatalf("%d pay calls for a blocked token, want 0", got-pays)
+			}
+			// The same card under another provider is another token.
+			e.publish(chargeBody("other", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"1", 100))
+			if r := e.waitResults("other", 1, 10*time.Second)[0]; r.Outcome != messages.OutcomeSucceeded {
+				t.Fatalf("another token: %+v", r)
+			}
+			e.assertNoSecrets(token)
+		})
+	}
+}
+
+// Issue 15: the 11th declined attempt of one token within 24 hours is not
+// sent: declined/retry_limit_reached, with retry_after a day after the
+// first decline. A token's success clears its count.
+func TestAttemptBudgetPerToken(t *testing.T) {
+	e := newEnv(t)
+	withGovernor(e)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	token := dinterotest.TokenDeclinedNoPolicy + "budget"
+	start := time.Now()
+	for i := range 10 {
+		ref := fmt.Sprint("budget-", i)
+		e.publish(chargeBody(ref, messages.ProductBamboraCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+		if r := e.waitResults(ref, 1, 10*time.Second)[0]; r.Outcome != messages.OutcomeDeclined || r.Error.Code == messages.CodeRetryLimitReached {
+			t.Fatalf("attempt %d: %+v, want Dintero's decline", i+1, r)
+		}
+	}
+	pays := e.sandbox.Counters().PayRequests
+	e.publish(chargeBody("budget-10", messages.ProductBamboraCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+	r := e.waitResults("budget-10", 1, 10*time.Second)[0]
+	if r.Outcome != messages.OutcomeDeclined || r.Error == nil || r.Error.Code != messages.CodeRetryLimitReached || r.Error.RetryAfter == nil {
+		t.Fatalf("11th attempt: %+v; want declined/retry_limit_reached with retry_after", r)
+	}
+	if d := r.Error.RetryAfter.Sub(start); d < 24*time.Hour-time.Minute || d > 24*time.Hour+time.Minute {
+		t.Errorf("retry_after is %s after the first decline, want 24h", d)
+	}
+	if got := e.sandbox.Counters().PayRequests; got != pays {
+		t.Fatalf("the 11th attempt was sent (%d pay calls)", got-pays)
+	}
+}
