@@ -42,6 +42,14 @@ const (
 	HeaderDeadSubject = "Payworker-Dead-Subject"
 	// HeaderDeadSequence is the request's sequence in the requests stream.
 	HeaderDeadSequence = "Payworker-Dead-Sequence"
+	// HeaderRetryUntil asks for dunning (RFC 3339 time): when a charge
+	// request carrying it is declined softly (RETRY_AFTER_DELAY, or
+	// insufficient funds), payworker charges it again later under the same
+	// merchant_reference, at Dintero's retry_after or on its dunning
+	// schedule, until this time, publishing a non-final retry_scheduled
+	// event for each attempt it schedules; the request still gets one final
+	// result. Without it a decline is final at once.
+	HeaderRetryUntil = "Payworker-Retry-Until"
 	// HeaderTraceparent is the W3C trace context. Set on a request, it is
 	// carried to the Dintero call and to the result.
 	HeaderTraceparent = "traceparent"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/payworker/payworker/dintero"
@@ -28,8 +29,9 @@ var chargeKind = &kind{
 // A chargeRequest is a valid charge request and its body, which is sent to
 // Dintero as it came.
 type chargeRequest struct {
-	req  *messages.ChargeRequest
-	body []byte
+	req     *messages.ChargeRequest
+	body    []byte
+	attempt int // the dunning attempt (dunning.go); 1 without dunning
 }
 
 func decodeCharge(body []byte) (request, error) {
@@ -49,6 +51,7 @@ func (c *chargeRequest) key() idempotency.Key { return idempotency.ChargeKey(c.r
 // reference with history it does not know of (its record lost in Redis) is
 // refused before it reaches the card, and looked up instead.
 func (c *chargeRequest) call(ctx context.Context, w *Worker, d *delivery) decision {
+	c.attempt = d.attempt
 	if d.resolving {
 		return w.resolveCharge(ctx, d, c)
 	}
@@ -59,7 +62,8 @@ func (c *chargeRequest) call(ctx context.Context, w *Worker, d *delivery) decisi
 		}
 		return c.pay(ctx, w, d, false)
 	}
-	return c.pay(ctx, w, d, true)
+	// A dunning attempt follows declines of the same reference.
+	return c.pay(ctx, w, d, d.attempt == 1)
 }
 
 // pay sends the charge, strict or letting Dintero refuse only a second
@@ -76,6 +80,9 @@ func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict 
 	tx, err := w.gw.PaySession(ctx, c.body, opts...)
 	w.settleToken(ctx, d, t, tx, err)
 	if err == nil {
+		if c.attempt > 1 {
+			w.m.dunningRecovered(c.attempt, tx.Amount, tx.Currency)
+		}
 		return finish(c.fromTransaction(tx, d.attempts(), w.now()))
 	}
 	if errors.Is(err, errLostClaim) {
@@ -88,7 +95,7 @@ func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict 
 	switch derr.Kind {
 	case dintero.KindDeclined:
 		w.m.declined(derr.Transaction.LastError())
-		return finish(c.fromTransaction(derr.Transaction, d.attempts(), w.now()))
+		return w.dun(d, c, derr.Transaction)
 	case dintero.KindUnknownOutcome:
 		// The card may have been charged: ask Dintero what happened.
 		if dec, found := w.lookupCharge(ctx, d, c); found {
@@ -136,6 +143,13 @@ func (w *Worker) lookupCharge(ctx context.Context, d *delivery, c *chargeRequest
 	if err != nil {
 		return unsure("lookup", fmt.Errorf("transaction lookup: %w", err)), true
 	}
+	if d.attempt > 1 {
+		// A dunning attempt: the declines of the attempts before it are
+		// why it is made, not its answer.
+		txs = slices.DeleteFunc(txs, func(tx dintero.Transaction) bool {
+			return dintero.Declined(tx.Status) && tx.CreatedAt.Before(d.copyAt)
+		})
+	}
 	tx, pick := pickTransaction(txs)
 	switch pick {
 	case pickNone:
@@ -149,6 +163,9 @@ func (w *Worker) lookupCharge(ctx context.Context, d *delivery, c *chargeRequest
 	same, err := w.sameCharge(ctx, c, tx)
 	if err != nil {
 		return unsure("lookup", err), true
+	}
+	if same && pick == pickDeclined {
+		return w.dun(d, c, tx), true
 	}
 	if !same {
 		// The reference was used for something else, and this request's
@@ -266,7 +283,7 @@ func (c *chargeRequest) fail(outcome messages.Outcome, rerr *messages.ResultErro
 }
 
 func (c *chargeRequest) base(attempts int, now time.Time) *messages.ChargeResult {
-	return &messages.ChargeResult{
+	res := &messages.ChargeResult{
 		MerchantReference:  c.ref(),
 		Amount:             c.req.Session.Order.Amount,
 		Currency:           c.req.Session.Order.Currency,
@@ -275,4 +292,8 @@ func (c *chargeRequest) base(attempts int, now time.Time) *messages.ChargeResult
 		Attempts:           attempts,
 		CompletedAt:        now.UTC(),
 	}
+	if c.attempt > 1 {
+		res.Attempt = c.attempt
+	}
+	return res
 }

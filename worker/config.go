@@ -78,6 +78,13 @@ type Config struct {
 	// DisableQuarantine keeps tokens from being blocked after a decline
 	// no retry can fix (the limits still count them).
 	DisableQuarantine bool
+	// DunningSchedule is the wait before each further attempt of a request
+	// that asked for dunning (messages.HeaderRetryUntil), when Dintero gives
+	// no retry_after; its length bounds the number of retries. Default
+	// DefaultDunningSchedule.
+	DunningSchedule []time.Duration
+	// DisableDunning makes every decline final, whatever the request asks.
+	DisableDunning bool
 	// CallbackURL, when set, is the public URL of this service's
 	// Callbacks endpoint. Session requests are then sent to Dintero with
 	// url.callback_url set to it (with report_error=true, so that failed
@@ -128,6 +135,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReviewEvery == 0 {
 		c.ReviewEvery = 24 * time.Hour
+	}
+	if c.DunningSchedule == nil {
+		c.DunningSchedule = DefaultDunningSchedule()
 	}
 	if c.TokenLimits == nil {
 		c.TokenLimits = DefaultTokenLimits()

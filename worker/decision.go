@@ -36,6 +36,10 @@ type decision struct {
 	// park: the outcome is unknown and Dintero cannot be asked now: park
 	// the request and look it up on the resolution schedule (park.go).
 	park bool
+	// retryAt: dunning (dunning.go): release the claim, charge the request
+	// again at retryAt, and publish event (retry_scheduled).
+	retryAt time.Time
+	event   *result
 }
 
 // finish is the decision to end a request with r.
@@ -67,6 +71,9 @@ type result struct {
 	// result of the request the record is kept for, when this delivery's
 	// answer is a duplicate of it.
 	keep []byte
+	// idSuffix makes the Nats-Msg-Id of one of several events of a kind
+	// for one request unique (a retry_scheduled event per attempt).
+	idSuffix string
 	// For the request's log line.
 	status, transactionID string
 }

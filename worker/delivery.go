@@ -25,6 +25,12 @@ type delivery struct {
 	log       *slog.Logger
 
 	origin origin // what a scheduled copy says of its request (schedule.go)
+	// Dunning (dunning.go): the publisher's deadline (zero: no dunning),
+	// the attempt this delivery is (1: the request itself), and when this
+	// message itself was published (for a copy, later than its request).
+	retryUntil time.Time
+	attempt    int
+	copyAt     time.Time
 
 	req   request         // the decoded request, nil until decoded
 	key   idempotency.Key // the request's record, once decoded
@@ -51,7 +57,9 @@ func (w *Worker) readDelivery(msg jetstream.Msg) (*delivery, error) {
 	}
 	d := &delivery{msg: msg, kind: k, seq: meta.Sequence.Stream, delivered: meta.NumDelivered,
 		published: meta.Timestamp, trace: traceparentOf(msg.Headers()), log: w.log}
+	d.copyAt = meta.Timestamp
 	readOrigin(d, msg.Headers())
+	readDunning(d, msg.Headers())
 	d.resolving = d.origin.step > 0
 	return d, nil
 }

@@ -29,6 +29,9 @@ type Metrics struct {
 	parkedAges   prometheus.Histogram
 	declines     *prometheus.CounterVec
 	tokenBlocks  *prometheus.CounterVec
+	dunning      *prometheus.CounterVec
+	recovered    *prometheus.CounterVec
+	recoveredAmt *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -98,8 +101,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "payworker_token_blocked_total",
 		Help: "Charges answered declined without calling Dintero by the token governor: quarantine (the token is blocked) or budget (too many declines in a window). Each is a network fee avoided.",
 	}, []string{"reason"})
+	m.dunning = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_dunning_scheduled_total",
+		Help: "Soft declines of requests with dunning whose next attempt was scheduled, by the attempt declined.",
+	}, []string{"attempt"})
+	m.recovered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_dunning_recovered_total",
+		Help: "Requests with dunning that succeeded after a decline, by the attempt that succeeded.",
+	}, []string{"attempt"})
+	m.recoveredAmt = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_dunning_recovered_amount_total",
+		Help: "Amount recovered by dunning, in minor units, by currency.",
+	}, []string{"currency"})
 	reg.MustRegister(m.requests, m.claims, m.inFlight, m.endToEnd, m.retries, m.redeliveries, m.deadLetters, m.dintero, m.tokens,
-		m.parks, m.resolutions, m.reviews, m.parkedAges, m.declines, m.tokenBlocks)
+		m.parks, m.resolutions, m.reviews, m.parkedAges, m.declines, m.tokenBlocks, m.dunning, m.recovered, m.recoveredAmt)
 	return m
 }
 
@@ -216,4 +231,17 @@ func (m *Metrics) declined(e *dintero.EventError) {
 		}
 	}
 	m.declines.WithLabelValues(typ, code).Inc()
+}
+
+func (m *Metrics) dunningScheduled(attempt int) {
+	if m != nil {
+		m.dunning.WithLabelValues(strconv.Itoa(attempt)).Inc()
+	}
+}
+
+func (m *Metrics) dunningRecovered(attempt int, amount int64, currency string) {
+	if m != nil {
+		m.recovered.WithLabelValues(strconv.Itoa(attempt)).Inc()
+		m.recoveredAmt.WithLabelValues(currency).Add(float64(amount))
+	}
 }

@@ -25,7 +25,7 @@ type Publisher interface {
 // publishing the same result again after a crash is de-duplicated by the
 // results stream.
 func (w *Worker) publishResult(ctx context.Context, d *delivery, r *result) error {
-	id := messages.ResultMsgID(d.kind.msgIDPrefix+r.ref, r.outcome, d.seq)
+	id := messages.ResultMsgID(d.kind.msgIDPrefix+r.ref, r.outcome, d.seq) + r.idSuffix
 	_, err := w.pub.PublishMsg(ctx, resultMsg(r, id, d.trace, w.now()))
 	return err
 }

@@ -69,6 +69,10 @@ func (w *Worker) settle(ctx context.Context, d *delivery, dec decision) {
 			if !w.park(ctx, d, dec) {
 				return
 			}
+		case !dec.retryAt.IsZero():
+			if !w.scheduleAttempt(ctx, d, dec) {
+				return
+			}
 		case last && !dec.wait:
 			dec = w.giveUp(d, dec)
 		default:

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/nats-io/nats.go"
@@ -41,7 +42,7 @@ var _ Publisher = jetstream.JetStream(nil)
 // An invalid request is not published; the error is then a
 // *[messages.ValidationError]. Fields the types do not model cannot be sent
 // this way; use [ChargeBody].
-func Charge(ctx context.Context, js Publisher, req *messages.ChargeRequest, msgID string) (*jetstream.PubAck, error) {
+func Charge(ctx context.Context, js Publisher, req *messages.ChargeRequest, msgID string, opts ...Option) (*jetstream.PubAck, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -49,13 +50,13 @@ func Charge(ctx context.Context, js Publisher, req *messages.ChargeRequest, msgI
 	if err != nil {
 		return nil, fmt.Errorf("publish: marshal charge request: %w", err)
 	}
-	return ChargeBody(ctx, js, body, msgID)
+	return ChargeBody(ctx, js, body, msgID, opts...)
 }
 
 // ChargeBody is [Charge] for a raw body. The body is first checked with
 // [messages.DecodeChargeRequest]; it is then published unchanged, so fields
 // the types do not model reach Dintero.
-func ChargeBody(ctx context.Context, js Publisher, body []byte, msgID string) (*jetstream.PubAck, error) {
+func ChargeBody(ctx context.Context, js Publisher, body []byte, msgID string, opts ...Option) (*jetstream.PubAck, error) {
 	if js == nil {
 		return nil, errors.New("publish: charge request: nil JetStream")
 	}
@@ -63,7 +64,7 @@ func ChargeBody(ctx context.Context, js Publisher, body []byte, msgID string) (*
 	if err != nil {
 		return nil, err
 	}
-	return request(ctx, js, messages.SubjectChargeRequest, "charge request", body, msgID, req.Session.Order.MerchantReference)
+	return request(ctx, js, messages.SubjectChargeRequest, "charge request", body, msgID, req.Session.Order.MerchantReference, opts)
 }
 
 // Session validates req, marshals it and publishes it on
@@ -95,12 +96,12 @@ func SessionBody(ctx context.Context, js Publisher, body []byte, msgID string) (
 	if err != nil {
 		return nil, err
 	}
-	return request(ctx, js, messages.SubjectSessionRequest, "session request", body, msgID, req.Order.MerchantReference)
+	return request(ctx, js, messages.SubjectSessionRequest, "session request", body, msgID, req.Order.MerchantReference, nil)
 }
 
 // request publishes a checked body on subject with Nats-Msg-Id set to
 // msgID, or to ref when msgID is "". what names the request in errors.
-func request(ctx context.Context, js Publisher, subject, what string, body []byte, msgID, ref string) (*jetstream.PubAck, error) {
+func request(ctx context.Context, js Publisher, subject, what string, body []byte, msgID, ref string, opts []Option) (*jetstream.PubAck, error) {
 	if msgID == "" {
 		msgID = ref
 	}
@@ -109,9 +110,22 @@ func request(ctx context.Context, js Publisher, subject, what string, body []byt
 	}
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
 	msg.Header.Set(messages.HeaderMsgID, msgID)
+	for _, o := range opts {
+		o(msg.Header)
+	}
 	ack, err := js.PublishMsg(ctx, msg)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %s %s: %w", what, strconv.Quote(msgID), err)
 	}
 	return ack, nil
+}
+
+// An Option adds to a charge request what its body does not say.
+type Option func(nats.Header)
+
+// RetryUntil asks for dunning until t (see messages.HeaderRetryUntil): a
+// soft decline is tried again later under the same merchant_reference,
+// until t, before the request's one final result.
+func RetryUntil(t time.Time) Option {
+	return func(h nats.Header) { h.Set(messages.HeaderRetryUntil, t.UTC().Format(time.RFC3339)) }
 }

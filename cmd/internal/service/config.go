@@ -41,6 +41,8 @@ type Config struct {
 	TokenKey            string
 	TokenLimits         []idempotency.TokenLimit // nil: the defaults; empty: off
 	TokenQuarantine     bool
+	Dunning             bool
+	DunningSchedule     []time.Duration
 	Consumer            string
 	AckWait             time.Duration
 	MaxDeliver          int
@@ -133,6 +135,12 @@ func settings(c *Config) []setting {
 			return err
 		}},
 		{env: "PAYWORKER_TOKEN_QUARANTINE", flag: "token-quarantine", def: "true", usage: "block a card token declined with DO_NOT_RETRY or a decline no retry can fix", set: boolean(&c.TokenQuarantine)},
+		{env: "PAYWORKER_DUNNING", flag: "dunning", def: "true", usage: "retry soft declines of requests that ask for it (Payworker-Retry-Until)", set: boolean(&c.Dunning)},
+		{env: "PAYWORKER_DUNNING_SCHEDULE", flag: "dunning-schedule", def: "24h,48h*3", usage: "waits before each further attempt when Dintero gives no retry_after (days 1, 3, 5, 7)", set: func(v string) error {
+			d, err := worker.ParseSchedule(v)
+			c.DunningSchedule = d
+			return err
+		}},
 		{env: "PAYWORKER_STREAM_REPLICAS", flag: "stream-replicas", def: "1", usage: "replicas of the streams, bucket and consumer payworker creates: 1, 3 or 5", set: num(&c.StreamReplicas)},
 		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},
 		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},

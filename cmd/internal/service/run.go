@@ -58,6 +58,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		TokenKey:          cfg.tokenKey(),
 		TokenLimits:       cfg.TokenLimits,
 		DisableQuarantine: !cfg.TokenQuarantine,
+		DunningSchedule:   cfg.DunningSchedule,
+		DisableDunning:    !cfg.Dunning,
 		ShutdownGrace:     cfg.ShutdownGrace,
 		CallbackURL:       cfg.CallbackURL,
 		Logger:            log,
