@@ -108,6 +108,9 @@ var cardDefs = []cardDef{
 	{TokenDeclinedNoPolicy, outcome{status: dintero.StatusDeclined, errType: "DECLINED", errCode: "DECLINED",
 		message: "Declined by issuer", cardExpiry: "12/99"}, false,
 		"HTTP 200 DECLINED, DECLINED, no retry_policy"},
+	{TokenEchoDecline, outcome{status: dintero.StatusFailed, errType: "DECLINED", errCode: "DECLINED",
+		retryCode: dintero.RetryDoNotRetry, cardExpiry: "12/99"}, false,
+		"HTTP 200 FAILED, DECLINED, DO_NOT_RETRY, the message quoting the token (to test scrubbing)"},
 }
 
 // brand is what a card shows: its brand and masked numbers.
@@ -169,6 +172,9 @@ func (st *state) outcomeOf(c card, token string) outcome {
 		if n < c.soft {
 			return softDecline
 		}
+	}
+	if c.def.prefix == TokenEchoDecline {
+		return echoed(c.def.out, token)
 	}
 	return c.def.out
 }
