@@ -337,6 +337,11 @@ func checkReference(ref string) string {
 		return fmt.Sprintf("must be at most %d bytes, got %d", maxReferenceBytes, len(ref))
 	case !utf8.ValidString(ref):
 		return "must be valid UTF-8"
+	case strings.ContainsRune(ref, utf8.RuneError):
+		// What a JSON decoder makes of a lone surrogate escape ("\ud800"),
+		// while Dintero gets the escape itself: the reference would differ
+		// between Redis, the lookup and Dintero.
+		return "must not contain U+FFFD or a lone surrogate escape"
 	case strings.ContainsFunc(ref, isControl):
 		return "must not contain control characters"
 	}
