@@ -164,6 +164,14 @@ func TestCallbackDeclineAndRedeliveries(t *testing.T) {
 	if failed.Outcome != messages.OutcomeFailed || failed.Error == nil {
 		t.Fatalf("got %+v, want failed", failed)
 	}
+	// Issue 11: the callback maps a decline like a charge does (one
+	// function, declineError): Dintero's code, message, types, retry codes
+	// and retry_after, none of them dropped or blanked.
+	e := failed.Error
+	if e.Code != "INSUFFICIENT_FUNDS" || e.Message == "" || !slices.Contains(e.Types, "INSUFFICIENT_FUNDS") ||
+		!slices.Equal(e.RetryCodes, []string{dintero.RetryAfterDelay}) || e.RetryAfter == nil {
+		t.Fatalf("decline %+v; want code, message, types, RETRY_AFTER_DELAY and retry_after kept", e)
+	}
 	c.assertNoMoreSessionResults("cit-decl", 2, 300*time.Millisecond)
 }
 
