@@ -65,6 +65,11 @@ type response struct {
 // attempt performs one HTTP exchange with its own deadline and classifies
 // its failure. A nil *Error means a 2xx response whose body was read.
 func (c *Client) attempt(ctx context.Context, rq *request, token string, n int) (*response, *Error) {
+	if c.cfg.Limiter != nil {
+		if err := c.cfg.Limiter.Wait(ctx, rq.op); err != nil {
+			return nil, &Error{Op: rq.op, Kind: KindTransient, Err: fmt.Errorf("waiting for the rate limit: %w", err), fenced: true}
+		}
+	}
 	if rq.fence != nil {
 		if err := rq.fence(ctx); err != nil {
 			return nil, &Error{Op: rq.op, Kind: KindTransient, Err: err, fenced: true}

@@ -1,6 +1,7 @@
 package dintero
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,16 @@ type Config struct {
 	// came) and how long the attempt took. It must be fast and safe for
 	// concurrent use (a Prometheus histogram, say).
 	Observe func(op string, status int, elapsed time.Duration)
+	// Limiter, when set, is waited on before every HTTP attempt, so that
+	// the calls of every process sharing an account stay under Dintero's
+	// rate limit (package dintero/ratelimit shares one in Redis). An error
+	// ends the call as a KindTransient error with nothing sent.
+	Limiter Limiter
+}
+
+// A Limiter paces the calls to Dintero; op is the operation (OpPay, ...).
+type Limiter interface {
+	Wait(ctx context.Context, op string) error
 }
 
 // RetryConfig bounds the client's own retries of transient errors. A call

@@ -101,7 +101,7 @@ func (w *Worker) scheduleAttempt(ctx context.Context, d *delivery, dec decision)
 	}
 	extra := nats.Header{HeaderAttempt: {strconv.Itoa(d.attempt + 1)},
 		messages.HeaderRetryUntil: {d.retryUntil.UTC().Format(time.RFC3339)}}
-	if err := w.schedule(ctx, d, dec.retryAt, extra); err != nil {
+	if err := w.schedule(ctx, d, RetrySubject(d.kind.name, d.key.Ref, d.seq), dec.retryAt, extra); err != nil {
 		d.log.Warn("could not schedule the next attempt; retrying later", "err", err)
 		w.nak(d, "dunning", w.retryDelay(d.delivered))
 		return false

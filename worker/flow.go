@@ -123,19 +123,6 @@ func (w *Worker) callDintero(ctx context.Context, d *delivery) decision {
 	return dec
 }
 
-// acquireCall waits for one of the MaxInFlight slots for calling Dintero.
-// It reports false when ctx ends first; otherwise releaseCall must follow.
-func (w *Worker) acquireCall(ctx context.Context) bool {
-	select {
-	case w.calls <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (w *Worker) releaseCall() { <-w.calls }
-
 // answerFromRecord answers with the stored result of a completed
 // reference: as it is when this very message completed it (and was not
 // acked), else marked duplicate.

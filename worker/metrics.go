@@ -32,6 +32,10 @@ type Metrics struct {
 	dunning      *prometheus.CounterVec
 	recovered    *prometheus.CounterVec
 	recoveredAmt *prometheus.CounterVec
+	slots        prometheus.Gauge
+	rateLimited  *prometheus.CounterVec
+	rateWaits    *prometheus.HistogramVec
+	parkedReqs   prometheus.Gauge
 }
 
 // NewMetrics registers the worker's metrics with reg.
@@ -113,8 +117,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "payworker_dunning_recovered_amount_total",
 		Help: "Amount recovered by dunning, in minor units, by currency.",
 	}, []string{"currency"})
+	m.parkedReqs = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "payworker_parked_requests",
+		Help: "Charges parked now because their outcome is unknown: the schedules in the requests stream (every pod reports the same count).",
+	})
+	m.slots = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "payworker_dintero_call_slots",
+		Help: "Calls to Dintero this worker may have in flight now: PAYWORKER_MAX_IN_FLIGHT, less while Dintero answers 429.",
+	})
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "payworker_dintero_rate_limited_total",
+		Help: "Dintero calls answered 429 (rate limited), by endpoint.",
+	}, []string{"endpoint"})
+	m.rateWaits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "payworker_dintero_rate_wait_seconds",
+		Help:    "Time a Dintero call waited for its turn under the shared rate limit (PAYWORKER_DINTERO_RATE), by endpoint.",
+		Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30},
+	}, []string{"endpoint"})
 	reg.MustRegister(m.requests, m.claims, m.inFlight, m.endToEnd, m.retries, m.redeliveries, m.deadLetters, m.dintero, m.tokens,
-		m.parks, m.resolutions, m.reviews, m.parkedAges, m.declines, m.tokenBlocks, m.dunning, m.recovered, m.recoveredAmt)
+		m.parks, m.resolutions, m.reviews, m.parkedAges, m.declines, m.tokenBlocks, m.dunning, m.recovered, m.recoveredAmt,
+		m.slots, m.rateLimited, m.rateWaits, m.parkedReqs)
 	return m
 }
 
@@ -124,6 +146,9 @@ func (m *Metrics) ObserveDintero(op string, status int, elapsed time.Duration) {
 		return
 	}
 	m.dintero.WithLabelValues(op, strconv.Itoa(status)).Observe(elapsed.Seconds())
+	if status == 429 {
+		m.rateLimited.WithLabelValues(op).Inc()
+	}
 	if op == dintero.OpAuth && status == 200 {
 		m.tokens.Inc()
 	}
@@ -243,5 +268,25 @@ func (m *Metrics) dunningRecovered(attempt int, amount int64, currency string) {
 	if m != nil {
 		m.recovered.WithLabelValues(strconv.Itoa(attempt)).Inc()
 		m.recoveredAmt.WithLabelValues(currency).Add(float64(amount))
+	}
+}
+
+func (m *Metrics) callSlots(n int) {
+	if m != nil {
+		m.slots.Set(float64(n))
+	}
+}
+
+// ObserveRateWait records how long a call waited for the shared rate limit;
+// it fits ratelimit.Config.Observe.
+func (m *Metrics) ObserveRateWait(op string, waited time.Duration) {
+	if m != nil {
+		m.rateWaits.WithLabelValues(op).Observe(waited.Seconds())
+	}
+}
+
+func (m *Metrics) parkedNow(n int) {
+	if m != nil {
+		m.parkedReqs.Set(float64(n))
 	}
 }

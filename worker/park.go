@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payworker/payworker/messages"
 )
@@ -60,7 +61,8 @@ func (w *Worker) park(ctx context.Context, d *delivery, dec decision) bool {
 			d.log.Warn("could not mark the record parked", "err", err)
 		}
 	}
-	if err := w.schedule(ctx, d, next, nats.Header{HeaderResolveStep: {strconv.Itoa(step)}}); err != nil {
+	subject := ScheduleSubject(d.kind.name, d.key.Ref, d.seq)
+	if err := w.schedule(ctx, d, subject, next, nats.Header{HeaderResolveStep: {strconv.Itoa(step)}}); err != nil {
 		d.log.Warn("could not park the request; retrying later", "err", err)
 		w.nak(d, "park", w.retryDelay(d.delivered))
 		return false
@@ -146,4 +148,34 @@ func (c *chargeRequest) event(outcome messages.Outcome, rerr *messages.ResultErr
 	n := next.UTC()
 	res.NextCheckAt = &n
 	return chargeResult(res)
+}
+
+// parkedEvery is how often a worker counts the parked requests.
+const parkedEvery = 15 * time.Second
+
+// countParked sets payworker_parked_requests every parkedEvery until ctx
+// ends: the schedules of parked requests in the requests stream, one per
+// request, the same for every pod (alert on the max).
+func (w *Worker) countParked(ctx context.Context) {
+	t := time.NewTicker(parkedEvery)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := w.js.Stream(ictx, messages.StreamRequests)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = s.Info(ictx, jetstream.WithSubjectFilter(SubjectSchedules)); err == nil {
+				w.m.parkedNow(len(info.State.Subjects))
+			}
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			w.log.Debug("could not count the parked requests", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -49,11 +49,16 @@ const (
 	headerScheduleTarget = "Nats-Schedule-Target"
 )
 
-// SubjectSchedules holds the schedules: the requests stream takes it. It
-// is outside payments.> so that it overlaps no request or result subject.
-const SubjectSchedules = "payworker.schedule.>"
+// The schedules' subjects, which the requests stream takes: those of parked
+// requests (SubjectSchedules) and those of dunning attempts (SubjectRetries).
+// They are outside payments.> so that they overlap no request or result
+// subject.
+const (
+	SubjectSchedules = "payworker.schedule.>"
+	SubjectRetries   = "payworker.retry.>"
+)
 
-// ScheduleSubject is the subject of the schedule of one request:
+// ScheduleSubject is the subject of the schedule of one parked request:
 // payworker.schedule.<kind>.<first 16 hex digits of the reference's
 // SHA-256>.<origin sequence>. payctl finds a reference's schedules with
 // the wildcard payworker.schedule.<kind>.<hash>.*.
@@ -65,9 +70,18 @@ func ScheduleSubject(kind, ref string, originSeq uint64) string {
 // reference.
 func ScheduleSubjects(kind, ref string) string { return scheduleStem(kind, ref) + ".*" }
 
-func scheduleStem(kind, ref string) string {
+// RetrySubject is the subject of the next dunning attempt of a request:
+// payworker.retry.<kind>.<hash>.<origin sequence>.
+func RetrySubject(kind, ref string, originSeq uint64) string {
+	return "payworker.retry." + kind + "." + refHash(ref) + "." + strconv.FormatUint(originSeq, 10)
+}
+
+func scheduleStem(kind, ref string) string { return "payworker.schedule." + kind + "." + refHash(ref) }
+
+// refHash is the first 16 hex digits of the SHA-256 of ref.
+func refHash(ref string) string {
 	sum := sha256.Sum256([]byte(ref))
-	return "payworker.schedule." + kind + "." + hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:8])
 }
 
 // origin is what a scheduled copy says of the request it stands for.
@@ -95,10 +109,10 @@ func readOrigin(d *delivery, h nats.Header) {
 	}
 }
 
-// schedule publishes a copy of d's request, due at at, with the origin
-// headers and extra.
-func (w *Worker) schedule(ctx context.Context, d *delivery, at time.Time, extra nats.Header) error {
-	m := nats.NewMsg(ScheduleSubject(d.kind.name, d.key.Ref, d.seq))
+// schedule publishes a copy of d's request on subject, due at at, with the
+// origin headers and extra.
+func (w *Worker) schedule(ctx context.Context, d *delivery, subject string, at time.Time, extra nats.Header) error {
+	m := nats.NewMsg(subject)
 	m.Data = d.msg.Data()
 	for k, v := range extra {
 		m.Header[k] = v

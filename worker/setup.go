@@ -32,7 +32,7 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 		{
 			Name:        messages.StreamRequests,
 			Description: "payworker requests (work queue: a message is removed when a worker acks it), and the schedules of parked and retried requests",
-			Subjects:    []string{messages.SubjectRequests, SubjectSchedules},
+			Subjects:    []string{messages.SubjectRequests, SubjectSchedules, SubjectRetries},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  10 * time.Minute,

@@ -58,8 +58,9 @@ type Worker struct {
 	sessions *sessionLog
 	bound    atomic.Bool // pulling from the consumer
 	// calls holds a token for every call to Dintero in progress: at most
-	// MaxInFlight.
-	calls chan struct{}
+	// MaxInFlight, and within the throttle's limit (throttle.go).
+	calls    chan struct{}
+	throttle *throttle
 }
 
 // New returns a worker. It does not touch the network until Run.
@@ -74,6 +75,7 @@ func New(js jetstream.JetStream, store Store, gw Gateway, cfg Config) (*Worker, 
 	w := &Worker{js: js, pub: js, store: store, gw: gw, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now,
 		calls: make(chan struct{}, cfg.MaxInFlight)}
 	w.kinds = map[string]*kind{chargeKind.subject: chargeKind, sessionKind.subject: sessionKind}
+	w.throttle = newThrottle(cfg.MaxInFlight, cfg.Metrics)
 	return w, nil
 }
 
@@ -112,6 +114,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// claimed, or having their results stored and published, do not keep
 	// a Dintero slot idle.
 	slots := make(chan struct{}, w.cfg.maxHeld())
+	go w.countParked(hctx)
 	w.log.Info("worker started", "consumer", w.cfg.Consumer, "max_in_flight", w.cfg.MaxInFlight)
 	for {
 		select {

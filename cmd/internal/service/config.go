@@ -42,6 +42,7 @@ type Config struct {
 	TokenLimits         []idempotency.TokenLimit // nil: the defaults; empty: off
 	TokenQuarantine     bool
 	Dunning             bool
+	DinteroRate         int // requests per second shared by the pods; 0: off
 	DunningSchedule     []time.Duration
 	Consumer            string
 	AckWait             time.Duration
@@ -140,6 +141,18 @@ func settings(c *Config) []setting {
 			d, err := worker.ParseSchedule(v)
 			c.DunningSchedule = d
 			return err
+		}},
+		{env: "PAYWORKER_DINTERO_RATE", flag: "dintero-rate", def: "off", usage: "requests per second to Dintero shared by every pod through Redis, e.g. 100/s, or off", set: func(v string) error {
+			if v == "off" {
+				c.DinteroRate = 0
+				return nil
+			}
+			n, err := strconv.Atoi(strings.TrimSuffix(v, "/s"))
+			if err != nil || n < 1 {
+				return fmt.Errorf("want a rate such as 100/s, or off; got %q", v)
+			}
+			c.DinteroRate = n
+			return nil
 		}},
 		{env: "PAYWORKER_STREAM_REPLICAS", flag: "stream-replicas", def: "1", usage: "replicas of the streams, bucket and consumer payworker creates: 1, 3 or 5", set: num(&c.StreamReplicas)},
 		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/dintero/ratelimit"
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/worker"
 )
@@ -37,7 +38,14 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeRedis()
-	gw, err := newDintero(cfg, metrics, log)
+	var w *worker.Worker // Dintero's answers feed its throttle
+	observe := func(op string, status int, elapsed time.Duration) {
+		metrics.ObserveDintero(op, status, elapsed)
+		if w != nil {
+			w.ObserveDintero(op, status, elapsed)
+		}
+	}
+	gw, err := newDintero(cfg, rdb, metrics, observe, log)
 	if err != nil {
 		return err
 	}
@@ -46,7 +54,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeNATS()
-	w, err := worker.New(js, store, gw, worker.Config{
+	w, err = worker.New(js, store, gw, worker.Config{
 		Consumer:          cfg.Consumer,
 		MaxInFlight:       cfg.MaxInFlight,
 		AckWait:           cfg.AckWait,
@@ -139,8 +147,19 @@ func connectRedis(cfg *Config) (*redis.Client, *idempotency.Store, func(), error
 	return rdb, store, func() { _ = batcher.Close(); _ = rdb.Close() }, nil
 }
 
-// newDintero makes the Dintero client.
-func newDintero(cfg *Config, metrics *worker.Metrics, log *slog.Logger) (*dintero.Client, error) {
+// newDintero makes the Dintero client, with the rate limit shared through
+// Redis when PAYWORKER_DINTERO_RATE is set.
+func newDintero(cfg *Config, rdb *redis.Client, metrics *worker.Metrics, observe func(string, int, time.Duration),
+	log *slog.Logger) (*dintero.Client, error) {
+	var limiter dintero.Limiter
+	if cfg.DinteroRate > 0 {
+		l, err := ratelimit.New(rdb, ratelimit.Config{Rate: cfg.DinteroRate, Key: cfg.IdempotencyPrefix + "rate:" + cfg.DinteroAccountID,
+			Observe: metrics.ObserveRateWait})
+		if err != nil {
+			return nil, err
+		}
+		limiter = l
+	}
 	return dintero.New(dintero.Config{
 		AccountID:     cfg.DinteroAccountID,
 		ClientID:      cfg.DinteroClientID,
@@ -151,7 +170,8 @@ func newDintero(cfg *Config, metrics *worker.Metrics, log *slog.Logger) (*dinter
 		SystemVersion: Version(),
 		Timeout:       cfg.DinteroTimeout,
 		Logger:        log.With("component", "dintero"),
-		Observe:       metrics.ObserveDintero,
+		Observe:       observe,
+		Limiter:       limiter,
 	})
 }
 
