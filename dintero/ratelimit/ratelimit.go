@@ -4,10 +4,12 @@
 // a dintero.Limiter). Dintero publishes no rate limit; set the rate a
 // little under what the account is allowed.
 //
-// Payments may use (1 - Share) of the rate. Lookups, session creations and
-// token fetches have Share of it to themselves, and may borrow from the
-// payments' part when theirs is spent, so that charges cannot starve the
-// calls that resolve them.
+// The rate is split in two buckets. Lookups, session creations and token
+// fetches have Share of it to themselves, and borrow from the payments'
+// bucket when theirs is spent. Payments have the rest, and borrow from the
+// other bucket only while it is at least half full: charges use the whole
+// rate when nothing else does, and cannot starve the calls that resolve
+// them.
 package ratelimit
 
 import (
@@ -140,8 +142,19 @@ func (l *Limiter) take(ctx context.Context, op string) (time.Duration, error) {
 		}
 	}
 	res, err := l.rl.Allow(ctx, l.cfg.Key+":pay", l.pay)
-	if err != nil || res.Allowed > 0 {
+	if err != nil {
 		return 0, err
+	}
+	if res.Allowed > 0 || op != dintero.OpPay {
+		return max(0, res.RetryAfter), nil
+	}
+	// A payment borrows from an idle other bucket. AllowN of 0 reads the
+	// bucket without taking from it.
+	peek, err := l.rl.AllowN(ctx, l.cfg.Key+":other", l.rest, 0)
+	if err == nil && peek.Remaining*2 >= l.rest.Burst {
+		if other, err := l.rl.Allow(ctx, l.cfg.Key+":other", l.rest); err != nil || other.Allowed > 0 {
+			return 0, err
+		}
 	}
 	return res.RetryAfter, nil
 }

@@ -49,12 +49,36 @@ func TestSharedRate(t *testing.T) {
 	if total > 50*1.25 || total < 50*0.6 {
 		t.Errorf("%.0f calls/s through two limiters at 50/s (burst 5)", total)
 	}
-	// Payments get at most 80 % (40/s), the lookups their 20 % at least.
-	if p := float64(pays.Load()) / secs; p > 40*1.25 {
-		t.Errorf("payments %.0f/s, want at most 40/s", p)
-	}
+	// The lookups keep their 20 % (10/s) at least.
 	if l := float64(lookups.Load()) / secs; l < 10*0.6 {
 		t.Errorf("lookups %.0f/s, want their share of 10/s or more", l)
+	}
+}
+
+// Payments alone use the whole rate: they borrow the idle share.
+func TestPaymentsAloneUseTheRate(t *testing.T) {
+	rdb := redistest.Start(t, redistest.Options{}).Client(t)
+	l, err := ratelimit.New(rdb, ratelimit.Config{Rate: 50, Burst: 10, Share: 0.2, Key: "alone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l.Wait(ctx, dintero.OpPay) == nil {
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if rate := float64(n.Load()) / time.Since(start).Seconds(); rate < 50*0.85 || rate > 50*1.25 {
+		t.Errorf("payments alone: %.0f/s at a rate of 50/s", rate)
 	}
 }
 
