@@ -69,6 +69,14 @@ func TokenHash(key []byte, provider, token string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// DerivedTokenKey is the TokenKey a deployment uses when it sets none: a
+// hash of its Dintero account, stable and the same for every pod and for
+// payctl, but not secret.
+func DerivedTokenKey(accountID string) []byte {
+	sum := sha256.Sum256([]byte("payworker token key for " + accountID))
+	return sum[:]
+}
+
 // A ticket is an attempt reserved with the governor.
 type ticket struct {
 	hash, attempt string

@@ -9,6 +9,8 @@
 //	payctl status <merchant_reference>     the idempotency record and its stored result
 //	payctl dlq list                        dead-lettered requests, with reasons
 //	payctl dlq replay <seq>...             publish dead letters again, then remove them
+//	payctl token status|unblock <provider> <token> --why ...
+//	                                       a card token's block and attempts; lift a block
 //	payctl version                         version, VCS revision and Go version
 //
 // Every command that prints takes --json; -h on any command prints its
@@ -49,6 +51,7 @@ func commands() []command {
 		{"watch", "follow results as they are published", watch},
 		{"status", "show a merchant_reference's idempotency record and stored result", status},
 		{"dlq", "list or replay dead-lettered requests", dlq},
+		{"token", "show a card token's block and declined attempts, or unblock it", token},
 		{"version", "print payctl's version, VCS revision and Go version", versionCmd},
 	}
 }

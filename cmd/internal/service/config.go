@@ -1,7 +1,6 @@
 package service
 
 import (
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -284,8 +283,7 @@ func (c *Config) tokenKey() []byte {
 	if c.TokenKey != "" {
 		return []byte(c.TokenKey)
 	}
-	sum := sha256.Sum256([]byte("payworker token key for " + c.DinteroAccountID))
-	return sum[:]
+	return worker.DerivedTokenKey(c.DinteroAccountID)
 }
 
 // NewLogger builds the process logger: tint for people, JSON for machines.
