@@ -98,8 +98,8 @@ func (c *Client) attempt(ctx context.Context, rq *request, token string, n int) 
 	for k, v := range rq.header {
 		req.Header[k] = v
 	}
-	if tp := traceparentFrom(ctx); tp != "" {
-		req.Header.Set("traceparent", tp)
+	for k, v := range traceHeaders(ctx) {
+		req.Header[http.CanonicalHeaderKey(k)] = v
 	}
 	switch {
 	case rq.basic:

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"golang.org/x/time/rate"
 
 	"github.com/payworker/payworker/dintero"
@@ -61,9 +62,15 @@ type CallbackConfig struct {
 	Logger *slog.Logger
 	// Metrics records results; nil records nothing.
 	Metrics *Metrics
+	// Propagator carries the callback's trace context (W3C traceparent,
+	// tracestate, baggage) to the result. Default DefaultPropagator.
+	Propagator propagation.TextMapPropagator
 }
 
 func (c *CallbackConfig) setDefaults() {
+	if c.Propagator == nil {
+		c.Propagator = DefaultPropagator()
+	}
 	if c.Tolerance == 0 {
 		c.Tolerance = dintero.DefaultSignatureTolerance
 	}
@@ -225,7 +232,9 @@ func (c *Callbacks) handle(ctx context.Context, r *http.Request) (int, string) {
 	r2 := sessionResult(res)
 	// One result per transaction and outcome.
 	id := "callback:" + tx.ID + ":" + string(res.Outcome)
-	if _, err := c.pub.PublishMsg(ctx, resultMsg(r2, id, checkTraceparent(r.Header.Get(messages.HeaderTraceparent)), c.now())); err != nil {
+	m := resultMsg(r2, id, c.now())
+	c.cfg.Propagator.Inject(c.cfg.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)), natsCarrier(m.Header))
+	if _, err := c.pub.PublishMsg(ctx, m); err != nil {
 		log.Warn("callback: cannot publish the result", "err", err)
 		return http.StatusServiceUnavailable, "try again"
 	}

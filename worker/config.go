@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
 )
@@ -52,6 +55,14 @@ type Config struct {
 	// context is cancelled; it must exceed the Dintero client's timeout,
 	// so that a call started before the signal can finish. Default 30s.
 	ShutdownGrace time.Duration
+	// Tracer makes the worker's spans (trace.go). Default: the global
+	// OpenTelemetry tracer provider's, a no-op unless the process installs
+	// one.
+	Tracer trace.Tracer
+	// Propagator carries trace context from a request to Dintero, to its
+	// result and to its scheduled copies. Default DefaultPropagator (W3C
+	// trace context and baggage).
+	Propagator propagation.TextMapPropagator
 	// Logger receives the worker's logs; nil discards them.
 	Logger *slog.Logger
 	// Metrics records Prometheus metrics; nil records nothing.
@@ -144,6 +155,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Tracer == nil {
+		c.Tracer = defaultTracer()
+	}
+	if c.Propagator == nil {
+		c.Propagator = DefaultPropagator()
 	}
 }
 

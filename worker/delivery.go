@@ -21,7 +21,6 @@ type delivery struct {
 	seq       uint64 // the request's identity: its stream sequence
 	delivered uint64 // NumDelivered, 1 on the first delivery
 	published time.Time
-	trace     string // the request's valid traceparent, or ""
 	log       *slog.Logger
 
 	origin origin // what a scheduled copy says of its request (schedule.go)
@@ -56,7 +55,7 @@ func (w *Worker) readDelivery(msg jetstream.Msg) (*delivery, error) {
 		return nil, fmt.Errorf("no request kind is published on %s", msg.Subject())
 	}
 	d := &delivery{msg: msg, kind: k, seq: meta.Sequence.Stream, delivered: meta.NumDelivered,
-		published: meta.Timestamp, trace: traceparentOf(msg.Headers()), log: w.log}
+		published: meta.Timestamp, log: w.log}
 	d.copyAt = meta.Timestamp
 	readOrigin(d, msg.Headers())
 	readDunning(d, msg.Headers())

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/payworker/payworker/dintero"
+	"go.opentelemetry.io/otel/attribute"
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
 )
@@ -60,19 +60,23 @@ func (w *Worker) handle(ctx context.Context, d *delivery) decision {
 	body := d.msg.Data()
 	req, err := d.kind.decode(body)
 	if err != nil {
-		d.log = lazyWith(w.log, slog.String("kind", d.kind.name), slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))
+		d.log = lazyWith(w.log, append(traceAttrs(ctx), slog.String("kind", d.kind.name), slog.Uint64("stream_seq", d.seq),
+			slog.Uint64("attempt", d.delivered))...)
 		return w.rejectInvalid(d, body, err)
 	}
 	d.req, d.key = req, req.key()
-	d.log = lazyWith(w.log, slog.String("merchant_reference", d.key.Ref), slog.String("kind", d.kind.name),
-		slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))
+	d.log = lazyWith(w.log, append(traceAttrs(ctx), slog.String("merchant_reference", d.key.Ref), slog.String("kind", d.kind.name),
+		slog.Uint64("stream_seq", d.seq), slog.Uint64("attempt", d.delivered))...)
 
 	fp, err := messages.Fingerprint(body)
 	if err != nil { // the decoder accepted it, so this cannot happen
 		return w.rejectInvalid(d, body, err)
 	}
 	sent := time.Now()
-	claim, err := w.store.Claim(ctx, d.key, fp, d.seq)
+	cctx, span := w.cfg.Tracer.Start(ctx, "claim")
+	claim, err := w.store.Claim(cctx, d.key, fp, d.seq)
+	span.SetAttributes(attribute.String("payworker.claim", claim.State.String()))
+	endSpan(span, err)
 	if err != nil {
 		return retry("store", fmt.Errorf("idempotency store: %w", err))
 	}
@@ -98,10 +102,9 @@ func (w *Worker) handle(ctx context.Context, d *delivery) decision {
 }
 
 // callDintero runs the kind's Dintero call for a claim this delivery owns:
-// with the request's trace context, a heartbeat from before the wait for a
-// call slot until Dintero has answered, and the fence on the claim.
+// with a heartbeat from before the wait for a call slot until Dintero has
+// answered, and the fence on the claim.
 func (w *Worker) callDintero(ctx context.Context, d *delivery) decision {
-	ctx = dintero.WithTraceparent(ctx, d.trace)
 	stop := w.heartbeat(ctx, d)
 	defer stop()
 	if !w.acquireCall(ctx) {

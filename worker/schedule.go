@@ -121,9 +121,7 @@ func (w *Worker) schedule(ctx context.Context, d *delivery, subject string, at t
 	m.Header.Set(headerScheduleTarget, d.kind.subject)
 	m.Header.Set(HeaderOriginSeq, strconv.FormatUint(d.seq, 10))
 	m.Header.Set(HeaderOriginTime, d.published.UTC().Format(time.RFC3339Nano))
-	if d.trace != "" {
-		m.Header.Set(messages.HeaderTraceparent, d.trace)
-	}
+	w.inject(ctx, m.Header)
 	if _, err := w.pub.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("scheduling the request for %s: %w", at.UTC().Format(time.RFC3339), err)
 	}

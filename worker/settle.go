@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/payworker/payworker/messages"
 )
@@ -30,7 +31,13 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	if d.delivered > 1 {
 		w.m.redelivered()
 	}
-	w.settle(ctx, d, w.protect(ctx, d))
+	ctx, span := w.startRequest(ctx, d)
+	dec := w.protect(ctx, d)
+	if r := dec.result; r != nil {
+		span.SetAttributes(attribute.String("payworker.outcome", string(r.outcome)))
+	}
+	w.settle(ctx, d, dec)
+	endSpan(span, dec.err)
 }
 
 // protect runs the flow and turns a panic into a decision to retry.

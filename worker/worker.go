@@ -72,8 +72,9 @@ func New(js jetstream.JetStream, store Store, gw Gateway, cfg Config) (*Worker, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := &Worker{js: js, pub: js, store: store, gw: gw, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now,
-		calls: make(chan struct{}, cfg.MaxInFlight)}
+	w := &Worker{js: js, pub: js, store: store, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now,
+		calls: make(chan struct{}, cfg.MaxInFlight),
+		gw:    tracedGateway{Gateway: gw, tracer: cfg.Tracer, propagator: cfg.Propagator}}
 	w.kinds = map[string]*kind{chargeKind.subject: chargeKind, sessionKind.subject: sessionKind}
 	w.throttle = newThrottle(cfg.MaxInFlight, cfg.Metrics)
 	return w, nil

@@ -41,7 +41,8 @@ type Config struct {
 	TokenLimits         []idempotency.TokenLimit // nil: the defaults; empty: off
 	TokenQuarantine     bool
 	Dunning             bool
-	DinteroRate         int // requests per second shared by the pods; 0: off
+	DinteroRate         int  // requests per second shared by the pods; 0: off
+	Tracing             bool // OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) set
 	DunningSchedule     []time.Duration
 	Consumer            string
 	AckWait             time.Duration
@@ -232,6 +233,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 	default:
 		return nil, fmt.Errorf("PAYWORKER_STREAM_REPLICAS: want 1, 3 or 5, got %d", c.StreamReplicas)
 	}
+	c.Tracing = tracingOn(getenv)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
 	}

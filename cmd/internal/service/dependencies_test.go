@@ -81,3 +81,22 @@ func TestWatchLogsChanges(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestTracingOn(t *testing.T) {
+	for env, want := range map[string]bool{
+		"": false,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318":                           true,
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://c:4318/v1/traces":          true,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318 OTEL_SDK_DISABLED=true":    false,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://c:4318 OTEL_TRACES_EXPORTER=none": false,
+	} {
+		vars := map[string]string{}
+		for _, kv := range strings.Fields(env) {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		if got := tracingOn(func(k string) string { return vars[k] }); got != want {
+			t.Errorf("tracingOn(%s) = %v, want %v", env, got, want)
+		}
+	}
+}

@@ -29,6 +29,17 @@ import (
 // settings break a guarantee (worker.ErrConfig), are.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
+	if cfg.Tracing {
+		shutdown, err := startTracing(ctx, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx)
+		}()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	metrics := worker.NewMetrics(reg)
