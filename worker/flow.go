@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
-	"go.opentelemetry.io/otel/attribute"
 )
 
 // The flow every request goes through, charge or session alike:
