@@ -5,11 +5,13 @@
 // # Keys
 //
 // Each kind of request has a key space of its own ([Charges], [Sessions]),
-// and so do callback deliveries: the Redis key is Prefix + space + ":" +
-// reference ("payworker:idem:charge:order-1", "payworker:idem:session:
-// order-1", "payworker:idem:delivery:<id>"). Space names hold no colon, so
-// no reference can reach another kind's record. Every script touches one
-// key, so the store runs on Redis Cluster as it does on one node.
+// and so do callback deliveries and card tokens: the Redis key is Prefix +
+// space + ":" + reference ("payworker:idem:charge:order-1",
+// "payworker:idem:session:order-1", "payworker:idem:delivery:<id>",
+// "payworker:idem:token:{<hash>}"). Space names hold no colon, so no
+// reference can reach another kind's record. Every script touches one key,
+// or keys that share a hash tag, so the store runs on Redis Cluster as it
+// does on one node.
 //
 // # Protocol
 //
@@ -25,11 +27,22 @@
 //   - [StateCompleted]: republish [Claim.Result].
 //   - [StateInProgress]: another owner holds the lease; retry later.
 //   - [StateConflict]: same reference, different body; never charge.
+//   - [StateParked]: the outcome is unknown and being resolved
+//     ([Store.Park]): the caller owns the claim but may only look the
+//     reference up, never charge.
 //
 // While charging, the owner calls [Store.Extend] well within the lease.
 // When the outcome is known it calls [Store.Complete] before publishing the
 // result, then publishes, then acknowledges the message. [Store.Release]
-// gives a claim up without a result.
+// gives a claim up without a result; [Store.Park] parks it; [Store.Forget]
+// deletes a record that turned out to stand in another request's way.
+//
+// # Card tokens
+//
+// [Store.TokenAcquire], [Store.TokenRelease], [Store.TokenSucceeded],
+// [Store.TokenBlock] and [Store.TokenUnblock] keep, per card token (a keyed
+// hash the caller makes, never the token), a block and the declined
+// attempts in rolling windows (see tokens.go).
 //
 // # Failures
 //

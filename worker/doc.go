@@ -1,29 +1,52 @@
-// Package worker turns charge requests from a JetStream work queue into
-// Dintero charges, exactly once per merchant_reference, and publishes one
-// result for each request.
+// Package worker turns requests from a JetStream work queue into Dintero
+// calls, at most one charge per merchant_reference, and publishes exactly
+// one final result for each request.
 //
-// For every message the worker:
+// # One flow
 //
-//  1. decodes and validates it; bad input gets a rejected result, a copy in
-//     the dead-letter stream, and TermWithReason. Dintero is never called.
-//  2. claims the merchant_reference in the idempotency store. A completed
-//     record is answered from the store (duplicate), a different body with
-//     the same reference is a conflict, a live owner elsewhere means "try
-//     again later" (NakWithDelay), and a claim whose previous owner died is
-//     recovered by looking the reference up at Dintero before any charge.
-//  3. charges through Dintero while heartbeating the message (InProgress)
-//     and the claim's lease. Dintero's strict-success-merchant-reference
-//     toggle is the last fence: a second successful charge on the same
-//     reference is refused by Dintero itself.
-//  4. stores the final result in the claim (Complete), publishes it with a
-//     deterministic Nats-Msg-Id, then acks. A crash between any two steps
-//     is repaired on redelivery: the stored result is published again under
-//     the same Nats-Msg-Id, which JetStream de-duplicates.
+// Every message, charge or customer-initiated session, takes the same
+// flow (flow.go). A handler only decides: handle decodes the request,
+// claims its reference in the idempotency store, and runs the kind's
+// Dintero call, and returns a decision (decision.go). settle (settle.go)
+// carries the decision out, and is the one place where a message is acked,
+// handed back or terminated and where a result is stored and published, in
+// the one safe order:
 //
-// Transient failures are retried by redelivery (NakWithDelay with
-// exponential backoff). After Config.MaxDeliver deliveries the request gets
-// a failed result and a copy in the dead-letter stream. The consumer itself
-// has no server-side MaxDeliver, so a message is never stranded in the work
-// queue when a pod dies during its last delivery: the next delivery gives up
-// cleanly instead.
+//	finished:     store the result in the claim → dead letter → publish (Nats-Msg-Id) → Ack or Term
+//	not finished: release the claim → NakWithDelay
+//	unknown:      park the record → schedule a lookup → publish "unknown" → Ack  (park.go)
+//	dunning:      release the claim → schedule the next attempt → publish "retry_scheduled" → Ack
+//
+// A crash between any two steps is repaired by the next delivery: a stored
+// result is published again under the same Nats-Msg-Id, which JetStream
+// de-duplicates. What differs between charges and sessions is a kind
+// (subject, decoder, results) and a request type (its key and its Dintero
+// call): charge.go and session.go.
+//
+// # Charges
+//
+// A claim the worker believes new is charged with Dintero's
+// strict-merchant-reference toggle, so that a reference with history the
+// store lost is refused before it reaches the card; a claim whose earlier
+// owner may have reached Dintero, and any answer that may hide a charge, is
+// looked up by merchant_reference first, and a transaction found must match
+// the whole request (amount, currency, provider, operation, card token) or
+// the request is a conflict. Right before a payment is sent (after the
+// wait for a call slot, the access token, a backoff) the fence on the
+// claim is asked (delivery.go): a worker paused past its lease never sends.
+// The token governor (governor.go) keeps a card the networks would fine the
+// merchant for out of Dintero's reach; dunning (dunning.go) retries soft
+// declines of requests that ask for it.
+//
+// A charge that may have reached Dintero is never given up as failed: when
+// its deliveries run out it is parked and looked up on a schedule kept in
+// JetStream (park.go, schedule.go). failed means Dintero holds no charge.
+//
+// # Sessions
+//
+// A customer-initiated session is created once per reference; as Dintero
+// can neither fence nor find one by reference, the sessions created are
+// also kept in a JetStream key-value bucket and answered from it when Redis
+// lost a record. Its completed or failed result comes from Dintero's
+// callback (callback.go).
 package worker
