@@ -11,12 +11,20 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/payworker/payworker/dintero"
 	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
 )
 
@@ -46,6 +54,77 @@ func TestIssue12Item1SessionFenceAfterRedisLoss(t *testing.T) {
 			second, first.SessionID, first.URL)
 	}
 	e.assertNoMoreSessionResults(ref, 2, 300*time.Millisecond)
+}
+
+// Issue 12 item 2: a worker that lost its claim never sends the pay call.
+// Worker A claims X and waits for its access token while its lease is not
+// renewed (to Redis it looks paused, as under SIGSTOP); worker B takes the
+// claim over, looks X up and charges it; then A's token arrives. A must
+// not charge: Dintero sees exactly one pay call for X.
+func TestIssue12Item2LostClaimNeverCharges(t *testing.T) {
+	e := newEnv(t)
+	const ref = "i12-2-lost-claim"
+	body := chargeBody(ref, messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"1", 1500)
+
+	// A's token endpoint holds every token request until released.
+	auth := i12HoldTokens(t, e.sandbox.URL())
+	gwA, err := dintero.New(dintero.Config{
+		AccountID:    dinterotest.DefaultAccountID,
+		ClientID:     dinterotest.DefaultClientID,
+		ClientSecret: dinterotest.DefaultClientSecret,
+		APIURL:       e.sandbox.URL(),
+		AuthURL:      auth.URL,
+		Timeout:      30 * time.Second, // longer than the hold: the fetch must not time out
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace := e.cfg.ShutdownGrace
+	e.cfg.ShutdownGrace = time.Minute // A keeps its charge going after it stops pulling
+	stopA := e.startWorker(&i12FrozenLease{Store: e.store()}, gwA)
+	e.cfg.ShutdownGrace = grace
+
+	e.publish(body)
+	select {
+	case <-auth.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker A never asked for an access token")
+	}
+	// A stops pulling, so that the second message goes to B; its charge
+	// stays where it is, waiting for the token.
+	go stopA()
+	e.startWorker(e.store(), e.client(5*time.Second))
+	e.publish(body) // the publisher's retry, after A's lease ran out
+	first := e.waitResults(ref, 1, 15*time.Second)[0]
+	if first.Outcome != messages.OutcomeSucceeded {
+		t.Fatalf("worker B: %+v, want succeeded", first)
+	}
+
+	auth.release() // A resumes, its claim long lost
+	got := e.waitResults(ref, 2, 20*time.Second)
+	e.assertNoMoreResults(ref, 2, 500*time.Millisecond)
+	c := e.sandbox.Counters()
+	if c.PayRequests != 1 || c.DuplicatesRefused != 0 {
+		t.Errorf("Dintero got %d pay calls for %s and refused %d as duplicates; want 1 and 0: "+
+			"a worker that lost its claim must not send its pay call", c.PayRequests, ref, c.DuplicatesRefused)
+	}
+	if n := e.ledgerFor(ref); n != 1 {
+		t.Errorf("ledger has %d charges for %s, want 1", n, ref)
+	}
+	finals, dups := 0, 0
+	for _, r := range got {
+		if r.Outcome != messages.OutcomeSucceeded || r.TransactionID != first.TransactionID {
+			t.Errorf("result %+v, want succeeded with transaction %s", r, first.TransactionID)
+		}
+		if r.Duplicate {
+			dups++
+		} else {
+			finals++
+		}
+	}
+	if finals != 1 || dups != 1 {
+		t.Errorf("%d final results and %d duplicate answers for %s, want 1 and 1: %+v", finals, dups, ref, got)
+	}
 }
 
 // i12SessionBody is a customer-initiated session request; callback may be
@@ -85,4 +164,46 @@ func i12FlushRedis(e *env) {
 	if err := e.rdb.FlushAll(context.Background()).Err(); err != nil {
 		e.t.Fatalf("FLUSHALL: %v", err)
 	}
+}
+
+// i12FrozenLease is a store whose lease renewals do nothing: to Redis the
+// worker looks paused.
+type i12FrozenLease struct{ *idempotency.Store }
+
+func (s *i12FrozenLease) Extend(context.Context, string, string) error { return nil }
+
+// i12TokenHold forwards to the sandbox, holding every token request until
+// release.
+type i12TokenHold struct {
+	URL     string
+	arrived chan struct{} // closed when the first token request arrives
+	release func()
+}
+
+func i12HoldTokens(t *testing.T, sandboxURL string) *i12TokenHold {
+	t.Helper()
+	target, err := url.Parse(sandboxURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	h := &i12TokenHold{arrived: make(chan struct{})}
+	released := make(chan struct{})
+	var arrivedOnce, releaseOnce sync.Once
+	h.release = func() { releaseOnce.Do(func() { close(released) }) }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/auth/token") {
+			arrivedOnce.Do(func() { close(h.arrived) })
+			select {
+			case <-released:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(h.release) // runs first: Close waits for held requests
+	h.URL = srv.URL
+	return h
 }
