@@ -127,6 +127,57 @@ func TestIssue12Item2LostClaimNeverCharges(t *testing.T) {
 	}
 }
 
+// Issue 12 item 3 (a): after Redis lost the record of a declined reference,
+// the same request is answered with the decline Dintero holds, and the card
+// is not tried again.
+func TestIssue12Item3DeclinedReferenceAfterRedisLoss(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	const ref = "i12-3a-declined"
+	body := chargeBody(ref, messages.ProductDinteroPSPCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenDoNotRetry+"1", 700)
+	e.publish(body)
+	first := e.waitResults(ref, 1, 10*time.Second)[0]
+	if first.Outcome != messages.OutcomeDeclined || first.TransactionID == "" {
+		t.Fatalf("first request: %+v, want declined", first)
+	}
+
+	i12FlushRedis(e)
+
+	e.publish(body)
+	second := e.waitResults(ref, 2, 10*time.Second)[1]
+	if n := i12Transactions(e, ref); n != 1 {
+		t.Errorf("Dintero holds %d transactions for %s, want 1: the declined card was tried again", n, ref)
+	}
+	if second.Outcome != messages.OutcomeDeclined || second.TransactionID != first.TransactionID {
+		t.Errorf("repeat after Redis lost the record: %+v\nwant declined with the first transaction %s", second, first.TransactionID)
+	}
+}
+
+// Issue 12 item 3 (b): after Redis lost the record, a request that reuses a
+// charged reference with another card is a conflict, not a success borrowed
+// from the first card's charge.
+func TestIssue12Item3OtherCardAfterRedisLoss(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	const ref = "i12-3b-other-card"
+	e.publish(chargeBody(ref, messages.ProductBamboraCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"card-A", 900))
+	first := e.waitResults(ref, 1, 10*time.Second)[0]
+	if first.Outcome != messages.OutcomeSucceeded {
+		t.Fatalf("card A: %+v, want succeeded", first)
+	}
+
+	i12FlushRedis(e)
+
+	e.publish(chargeBody(ref, messages.ProductBamboraCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"card-B", 900))
+	second := e.waitResults(ref, 2, 10*time.Second)[1]
+	if second.Outcome != messages.OutcomeRejected || second.Error == nil || second.Error.Code != messages.CodeConflict {
+		t.Errorf("card B on %s after Redis lost the record: %+v, want rejected with code conflict", ref, second)
+	}
+	if n := e.ledgerFor(ref); n != 1 {
+		t.Errorf("ledger has %d charges for %s, want card A's only", n, ref)
+	}
+}
+
 // i12SessionBody is a customer-initiated session request; callback may be
 // "" for none.
 func i12SessionBody(ref, provider, token string, amount int64, callback string) []byte {
@@ -164,6 +215,18 @@ func i12FlushRedis(e *env) {
 	if err := e.rdb.FlushAll(context.Background()).Err(); err != nil {
 		e.t.Fatalf("FLUSHALL: %v", err)
 	}
+}
+
+// i12Transactions counts the sandbox's transactions for ref, declined ones
+// included.
+func i12Transactions(e *env, ref string) int {
+	n := 0
+	for _, tx := range e.sandbox.Transactions() {
+		if tx.MerchantReference == ref {
+			n++
+		}
+	}
+	return n
 }
 
 // i12FrozenLease is a store whose lease renewals do nothing: to Redis the
