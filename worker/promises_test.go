@@ -178,6 +178,38 @@ func TestIssue12Item3OtherCardAfterRedisLoss(t *testing.T) {
 	}
 }
 
+// Issue 12 item 4: a charge that reuses the reference of a session the
+// customer paid is a conflict: it is never answered succeeded with the
+// customer's payment while the saved card was not charged.
+func TestIssue12Item4ChargeOnPaidSessionReference(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	const ref = "i12-4-shared"
+	i12PublishSession(e, i12SessionBody(ref, messages.ProductBamboraCreditcard, dinterotest.TokenAuthorized+"1", 900, ""))
+	created := e.waitSessionResults(ref, 1, 10*time.Second)[0]
+	if created.Outcome != messages.OutcomeCreated {
+		t.Fatalf("session: %+v, want created", created)
+	}
+	if tx, err := e.sandbox.PaySession(created.SessionID, "123"); err != nil || !dintero.Succeeded(tx.Status) {
+		t.Fatalf("the customer pays: %v %+v", err, tx)
+	}
+
+	e.publish(chargeBody(ref, messages.ProductBamboraCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"2", 900))
+	r := e.waitResults(ref, 1, 10*time.Second)[0]
+	if r.Outcome != messages.OutcomeRejected || r.Error == nil || r.Error.Code != messages.CodeConflict {
+		t.Errorf("charge on the reference of a paid session: %+v, want rejected with code conflict", r)
+	}
+	var ops []string
+	for _, c := range e.sandbox.Ledger() {
+		if c.MerchantReference == ref {
+			ops = append(ops, c.Operation)
+		}
+	}
+	if len(ops) != 1 || ops[0] != "customer_initiated" {
+		t.Errorf("ledger for %s: operations %v, want only the session's payment (customer_initiated)", ref, ops)
+	}
+}
+
 // i12SessionBody is a customer-initiated session request; callback may be
 // "" for none.
 func i12SessionBody(ref, provider, token string, amount int64, callback string) []byte {
