@@ -160,6 +160,9 @@ type ResultError struct {
 	Types []string `json:"types,omitempty"`
 	// Fields lists field-level validation errors for invalid requests.
 	Fields []FieldError `json:"fields,omitempty"`
+	// FieldsTotal is how many field-level problems were found, when Fields
+	// lists only the first of them.
+	FieldsTotal int `json:"fields_total,omitempty"`
 }
 
 // FieldError is one problem with one field of a request. Field is the JSON

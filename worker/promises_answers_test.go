@@ -1,0 +1,213 @@
+package worker_test
+
+// Issue 12, items 5 to 7: requests that were never answered.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/messages"
+)
+
+// Issue 12 item 5: a small invalid request whose validation finds many
+// problems with long paths (9 KB: 60 nested keys of escaped quotes, then
+// 100 repeated keys) is answered once, at once: the rejected result lists
+// at most 20 field errors and counts them all in fields_total, and the
+// request leaves the work queue instead of being handed back for ever
+// because its result is too large to publish.
+func TestIssue12Item5HugeValidationOutputAnswered(t *testing.T) {
+	for _, kind := range []string{messages.KindCharge, messages.KindSession} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t)
+			e.startWorker(e.store(), e.client(5*time.Second))
+			ref := "i12-5-" + kind
+			var body []byte
+			if kind == messages.KindCharge {
+				body = chargeBody(ref, messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"1", 100)
+			} else {
+				body = i12SessionBody(ref, messages.ProductPayExCreditcard, dinterotest.TokenAuthorized+"1", 100, "")
+			}
+			body = i12WithManyLongProblems(body)
+			if len(body) > 12<<10 {
+				t.Fatalf("the body is %d bytes; the point is a small one", len(body))
+			}
+			if kind == messages.KindCharge {
+				e.publish(body)
+			} else {
+				i12PublishSession(e, body)
+			}
+
+			var code string
+			var fields []messages.FieldError
+			var total int
+			if kind == messages.KindCharge {
+				r := e.waitResults(ref, 1, 5*time.Second)[0]
+				if r.Outcome != messages.OutcomeRejected || r.Error == nil {
+					t.Fatalf("result %+v, want rejected", r)
+				}
+				code, fields, total = r.Error.Code, r.Error.Fields, r.Error.FieldsTotal
+			} else {
+				r := e.waitSessionResults(ref, 1, 5*time.Second)[0]
+				if r.Outcome != messages.OutcomeRejected || r.Error == nil {
+					t.Fatalf("result %+v, want rejected", r)
+				}
+				code, fields, total = r.Error.Code, r.Error.Fields, r.Error.FieldsTotal
+			}
+			if code != messages.CodeInvalidRequest || len(fields) != 20 || total < 100 {
+				t.Errorf("error code %q, %d fields listed, fields_total %d; want invalid_request, 20, at least 100", code, len(fields), total)
+			}
+			i12Wait(t, 5*time.Second, "the request leaves the work queue", func() bool { return i12Requests(t, e) == 0 })
+			if n := i12Deliveries(t, e); n != 1 {
+				t.Errorf("the request was delivered %d times, want once", n)
+			}
+			dead := i12DeadLetters(t, e)
+			if len(dead) != 1 || len(dead[0].reason) > 8<<10 {
+				reasons := make([]int, len(dead))
+				for i, d := range dead {
+					reasons[i] = len(d.reason)
+				}
+				t.Errorf("%d dead letters with reasons of %v bytes; want 1, its reason header at most 8 KiB", len(dead), reasons)
+			}
+			if kind == messages.KindCharge {
+				e.assertNoMoreResults(ref, 1, 300*time.Millisecond)
+			} else {
+				e.assertNoMoreSessionResults(ref, 1, 300*time.Millisecond)
+			}
+		})
+	}
+}
+
+// i12WithManyLongProblems adds to a request body a member the types do not
+// model, holding 60 nested objects whose keys are 64 double quotes each,
+// and at the bottom 100 keys given twice: 100 problems, each with a path of
+// some 8,000 characters that JSON escapes again.
+func i12WithManyLongProblems(body []byte) []byte {
+	key := `"` + strings.Repeat(`\"`, 64) + `"`
+	var b strings.Builder
+	for range 60 {
+		b.WriteString("{" + key + ":")
+	}
+	b.WriteString("{")
+	for i := range 100 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%d":0,"k%d":0`, i, i)
+	}
+	b.WriteString("}")
+	b.WriteString(strings.Repeat("}", 60))
+	s := strings.TrimSpace(string(body))
+	return []byte(s[:len(s)-1] + `, "x_padding": ` + b.String() + "}")
+}
+
+// Issue 12 item 5 (last resort): when a result cannot be published at all,
+// the request still ends after MaxDeliver deliveries, with a dead letter,
+// rather than being handed back for ever.
+func TestIssue12Item5UnpublishableResultEnds(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Every result is now too large for the results stream.
+	s, err := e.js.Stream(ctx, messages.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := info.Config
+	sc.MaxMsgSize = 16
+	if _, err := e.js.UpdateStream(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.SkipSetup = true // keep the stream as it is
+	e.startWorker(e.store(), e.client(5*time.Second))
+	e.publish([]byte(`{"session": "not an object"}`))
+	i12Wait(t, 10*time.Second, "the request leaves the work queue after MaxDeliver deliveries", func() bool { return i12Requests(t, e) == 0 })
+	if n := i12Deliveries(t, e); n > uint64(e.cfg.MaxDeliver) {
+		t.Errorf("delivered %d times, want at most MaxDeliver = %d", n, e.cfg.MaxDeliver)
+	}
+	if dead := i12DeadLetters(t, e); len(dead) != 1 {
+		t.Errorf("%d dead letters, want 1", len(dead))
+	}
+}
+
+// i12Wait polls cond until it holds or within passes.
+func i12Wait(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// i12Requests is the number of requests left in the work queue.
+func i12Requests(t *testing.T, e *env) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, messages.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// i12DeadLetter is one message of the dead-letter stream.
+type i12DeadLetter struct {
+	reason, subject string
+	data            []byte
+}
+
+// i12DeadLetters returns the dead-letter stream's messages.
+func i12DeadLetters(t *testing.T, e *env) []i12DeadLetter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, messages.StreamDeadLetters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []i12DeadLetter
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue // deleted
+		}
+		out = append(out, i12DeadLetter{reason: m.Header.Get(messages.HeaderDeadReason), subject: m.Header.Get(messages.HeaderDeadSubject), data: m.Data})
+	}
+	return out
+}
+
+// i12Deliveries is how many messages the shared consumer delivered,
+// redeliveries included.
+func i12Deliveries(t *testing.T, e *env) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.js.Consumer(ctx, messages.StreamRequests, "payworker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Delivered.Consumer
+}
