@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
 )
 
@@ -135,6 +137,47 @@ func TestIssue12Item5UnpublishableResultEnds(t *testing.T) {
 	if dead := i12DeadLetters(t, e); len(dead) != 1 {
 		t.Errorf("%d dead letters, want 1", len(dead))
 	}
+}
+
+// Issue 12 item 6: a request whose handling panics every time is not
+// handed back for ever: after MaxDeliver deliveries it gets one failed
+// result (gave_up), a dead letter, and leaves the work queue.
+func TestIssue12Item6PanicGivesUpAfterMaxDeliver(t *testing.T) {
+	e := newEnv(t)
+	const ref = "i12-6-panic"
+	store := &i12PanickyClaims{Store: e.store(), ref: ref}
+	e.startWorker(store, e.client(5*time.Second))
+	e.publish(chargeBody(ref, messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"1", 100))
+	r := e.waitResults(ref, 1, 10*time.Second)[0]
+	if r.Outcome != messages.OutcomeFailed || r.Error == nil || r.Error.Code != messages.CodeGaveUp {
+		t.Errorf("result %+v, want failed with code gave_up", r)
+	}
+	i12Wait(t, 5*time.Second, "the request leaves the work queue", func() bool { return i12Requests(t, e) == 0 })
+	if n := store.panics.Load(); n < 1 || n > int64(e.cfg.MaxDeliver) {
+		t.Errorf("Claim panicked %d times, want from 1 to MaxDeliver = %d", n, e.cfg.MaxDeliver)
+	}
+	if dead := i12DeadLetters(t, e); len(dead) != 1 || dead[0].subject != messages.SubjectChargeRequest {
+		t.Errorf("dead letters %+v, want one of the charge request", dead)
+	}
+	if n := e.sandbox.Counters().PayRequests; n != 0 {
+		t.Errorf("%d pay calls, want none", n)
+	}
+	e.assertNoMoreResults(ref, 1, 300*time.Millisecond)
+}
+
+// i12PanickyClaims panics when a reference containing ref is claimed.
+type i12PanickyClaims struct {
+	*idempotency.Store
+	ref    string
+	panics atomic.Int64
+}
+
+func (s *i12PanickyClaims) Claim(ctx context.Context, ref, fingerprint string, seq uint64) (idempotency.Claim, error) {
+	if strings.Contains(ref, s.ref) {
+		s.panics.Add(1)
+		panic("i12: the store panics")
+	}
+	return s.Store.Claim(ctx, ref, fingerprint, seq)
 }
 
 // i12Wait polls cond until it holds or within passes.
