@@ -4,15 +4,19 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/worker"
 )
 
 // Issue 12 item 5: a small invalid request whose validation finds many
@@ -178,6 +182,109 @@ func (s *i12PanickyClaims) Claim(ctx context.Context, ref, fingerprint string, s
 		panic("i12: the store panics")
 	}
 	return s.Store.Claim(ctx, ref, fingerprint, seq)
+}
+
+// Issue 12 item 7: with SkipSetup, a consumer set up by someone else whose
+// settings break a guarantee is refused at start (Run returns an error
+// wrapping ErrConfig that says why) instead of running, or retrying, for
+// ever: a server-side MaxDeliver lower than the worker's strands requests
+// without a result; an ack policy other than explicit loses them; a filter
+// without payments.charge.request never sees the charges.
+func TestIssue12Item7SkipSetupRefusesUnsafeConsumer(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, e *env)
+		want  []string // each in the error, case-insensitively
+	}{
+		{"MaxDeliver lower than the worker's", func(t *testing.T, e *env) {
+			i12ReplaceConsumer(t, e, func(c *jetstream.ConsumerConfig) { c.MaxDeliver = 3 })
+		}, []string{"MaxDeliver", "3", "8"}},
+		{"ack policy not explicit", func(t *testing.T, e *env) {
+			// A work-queue stream takes only explicit acks, so the requests
+			// stream is made a limits stream first.
+			i12ReplaceConsumer(t, e, func(c *jetstream.ConsumerConfig) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				s, err := e.js.Stream(ctx, messages.StreamRequests)
+				if err != nil {
+					t.Fatal(err)
+				}
+				info, err := s.Info(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.js.DeleteStream(ctx, messages.StreamRequests); err != nil {
+					t.Fatal(err)
+				}
+				sc := info.Config
+				sc.Retention = jetstream.LimitsPolicy
+				if _, err := e.js.CreateStream(ctx, sc); err != nil {
+					t.Fatal(err)
+				}
+				c.AckPolicy = jetstream.AckAllPolicy
+			})
+		}, []string{"ack"}},
+		{"filter without the charge subject", func(t *testing.T, e *env) {
+			i12ReplaceConsumer(t, e, func(c *jetstream.ConsumerConfig) {
+				c.FilterSubjects = nil
+				c.FilterSubject = messages.SubjectSessionRequest
+			})
+		}, []string{messages.SubjectChargeRequest}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tc.setup(t, e)
+			cfg := e.cfg
+			cfg.SkipSetup = true
+			w, err := worker.New(e.js, e.store(), e.client(5*time.Second), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			select {
+			case err = <-done:
+				done <- err // for the cleanup
+			case <-time.After(5 * time.Second):
+				t.Fatalf("Run is still running after 5s on a consumer whose settings break a guarantee (%s); it must refuse to start", tc.name)
+			}
+			if !errors.Is(err, worker.ErrConfig) {
+				t.Fatalf("Run returned %v, want an error wrapping worker.ErrConfig", err)
+			}
+			for _, w := range tc.want {
+				if !containsFold(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// i12ReplaceConsumer deletes the shared consumer and creates it again as
+// Setup made it, changed by edit (which may replace the stream too).
+func i12ReplaceConsumer(t *testing.T, e *env, edit func(*jetstream.ConsumerConfig)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.js.Consumer(ctx, messages.StreamRequests, "payworker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := info.Config
+	if err := e.js.DeleteConsumer(ctx, messages.StreamRequests, "payworker"); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatal(err)
+	}
+	edit(&cc)
+	if _, err := e.js.CreateConsumer(ctx, messages.StreamRequests, cc); err != nil {
+		t.Fatalf("creating the consumer by hand: %v", err)
+	}
 }
 
 // i12Wait polls cond until it holds or within passes.
