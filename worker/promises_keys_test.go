@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,34 @@ func TestIssue12Item8KeySpaces(t *testing.T) {
 			t.Errorf("charge session:i12-8c after a session i12-8c: %+v, want succeeded", r)
 		}
 	})
+}
+
+// Issue 12 item 9: a reference with a lone surrogate escape ("\ud800") is
+// rejected as invalid, never charged under a reference other than the one
+// Dintero would store.
+func TestIssue12Item9LoneSurrogateRejected(t *testing.T) {
+	e := newEnv(t)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	body := strings.Replace(string(chargeBody("REF", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.TokenAuthorized+"1", 100)),
+		`"merchant_reference": "REF"`, `"merchant_reference": "a\ud800b"`, 1)
+	e.publish([]byte(body))
+	var r messages.ChargeResult
+	i12Wait(t, 10*time.Second, "a result", func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, rs := range e.results {
+			r = rs[0]
+			return true
+		}
+		return false
+	})
+	if r.Outcome != messages.OutcomeRejected || r.Error == nil || r.Error.Code != messages.CodeInvalidRequest ||
+		!slices.ContainsFunc(r.Error.Fields, func(f messages.FieldError) bool { return f.Field == "session.order.merchant_reference" }) {
+		t.Errorf("result %+v, want rejected invalid_request naming session.order.merchant_reference", r)
+	}
+	if n := e.sandbox.Counters().PayRequests; n != 0 {
+		t.Errorf("%d pay calls, want none", n)
+	}
 }
 
 const i12CallbackSecret = "i12-callback-secret"
