@@ -1,0 +1,113 @@
+package main
+
+// Tests of issue 12's broken promises that concern the binary: its
+// settings and its HTTP server. Named after their items.
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// i12Required are the settings without a default.
+var i12Required = map[string]string{
+	"DINTERO_ACCOUNT_ID":    "T12345678",
+	"DINTERO_CLIENT_ID":     "client",
+	"DINTERO_CLIENT_SECRET": "client-secret",
+}
+
+// i12Env is a getenv with the required settings, and extra.
+func i12Env(extra map[string]string) func(string) string {
+	env := map[string]string{}
+	for k, v := range i12Required {
+		env[k] = v
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return func(k string) string { return env[k] }
+}
+
+// Issue 12 item 10: a charge that started before SIGTERM can finish within
+// the shutdown grace: the grace must be at least DINTERO_TIMEOUT plus 5s
+// (the rest of the request: store, publish, ack). Settings that break this
+// stop start-up with one line naming both; the defaults keep it; and the
+// Kubernetes termination grace is longer than the grace it configures.
+func TestIssue12Item10ShutdownGraceCoversDinteroTimeout(t *testing.T) {
+	t.Run("inconsistent settings refused", func(t *testing.T) {
+		_, err := loadConfig(nil, i12Env(map[string]string{"DINTERO_TIMEOUT": "30s", "PAYWORKER_SHUTDOWN_GRACE": "25s"}), io.Discard)
+		if err == nil {
+			t.Fatal("DINTERO_TIMEOUT=30s with PAYWORKER_SHUTDOWN_GRACE=25s was accepted: SIGTERM would cut off a slow charge")
+		}
+		for _, name := range []string{"DINTERO_TIMEOUT", "PAYWORKER_SHUTDOWN_GRACE"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name %s", err, name)
+			}
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("error spans lines: %q", err)
+		}
+	})
+	t.Run("defaults", func(t *testing.T) {
+		cfg, err := loadConfig(nil, i12Env(nil), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ShutdownGrace < cfg.DinteroTimeout+5*time.Second {
+			t.Errorf("default PAYWORKER_SHUTDOWN_GRACE %s is shorter than the default DINTERO_TIMEOUT %s plus 5s", cfg.ShutdownGrace, cfg.DinteroTimeout)
+		}
+	})
+	t.Run("kubernetes", func(t *testing.T) {
+		var cm struct {
+			Data map[string]string `yaml:"data"`
+		}
+		if err := yaml.Unmarshal(readFile(t, "deploy/kubernetes/configmap.yaml"), &cm); err != nil {
+			t.Fatal(err)
+		}
+		var dep struct {
+			Spec struct {
+				Template struct {
+					Spec struct {
+						TerminationGracePeriodSeconds *int `yaml:"terminationGracePeriodSeconds"`
+						Containers                    []struct {
+							Name string `yaml:"name"`
+							Env  []struct {
+								Name  string `yaml:"name"`
+								Value string `yaml:"value"`
+							} `yaml:"env"`
+						} `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal(readFile(t, "deploy/kubernetes/deployment.yaml"), &dep); err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for k, v := range cm.Data {
+			env[k] = v
+		}
+		for _, c := range dep.Spec.Template.Spec.Containers {
+			if c.Name != "payworker" {
+				continue
+			}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+		}
+		cfg, err := loadConfig(nil, i12Env(env), io.Discard)
+		if err != nil {
+			t.Fatalf("the Deployment's settings do not load: %v", err)
+		}
+		if cfg.ShutdownGrace < cfg.DinteroTimeout+5*time.Second {
+			t.Errorf("the Deployment's PAYWORKER_SHUTDOWN_GRACE %s is shorter than its DINTERO_TIMEOUT %s plus 5s", cfg.ShutdownGrace, cfg.DinteroTimeout)
+		}
+		g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds
+		if g == nil || time.Duration(*g)*time.Second <= cfg.ShutdownGrace {
+			t.Errorf("terminationGracePeriodSeconds %v is not longer than PAYWORKER_SHUTDOWN_GRACE %s", g, cfg.ShutdownGrace)
+		}
+	})
+}
