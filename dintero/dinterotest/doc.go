@@ -101,6 +101,7 @@
 //	sandbox-insufficient-funds-...  200 FAILED   [INSUFFICIENT_FUNDS] RETRY_AFTER_DELAY, retry_after now+24h
 //	sandbox-do-not-retry-...        200 DECLINED [DECLINED]           DO_NOT_RETRY
 //	sandbox-expired-card-...        200 FAILED   [EXPIRED_CARD]       DO_NOT_RETRY
+//	sandbox-echo-...                200 FAILED   [DECLINED]           DO_NOT_RETRY, the message quoting the token
 //	anything else                   400 INVALID_PAYMENT_TOKEN, nothing recorded
 //
 // # Faults

@@ -273,6 +273,8 @@ func testCardOutcome(token string) (outcome, bool) {
 	case strings.HasPrefix(token, TokenExpiredCard):
 		return outcome{status: dintero.StatusFailed, errType: "EXPIRED_CARD", errCode: "EXPIRED_CARD",
 			message: "Card expired", retryCode: dintero.RetryDoNotRetry, cardExpiry: "01/20"}, true
+	case strings.HasPrefix(token, TokenEchoDecline):
+		return echoOutcome(token), true
 	}
 	return outcome{}, false
 }
