@@ -4,7 +4,9 @@ package main
 // settings and its HTTP server. Named after their items.
 
 import (
+	"context"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,37 @@ func TestIssue12Item10ShutdownGraceCoversDinteroTimeout(t *testing.T) {
 			t.Errorf("terminationGracePeriodSeconds %v is not longer than PAYWORKER_SHUTDOWN_GRACE %s", g, cfg.ShutdownGrace)
 		}
 	})
+}
+
+// Issue 12 item 12: a mistyped REDIS_URL or NATS_URL never puts its
+// password in the start-up error (or a log line).
+func TestIssue12Item12ConfigErrorsHidePasswords(t *testing.T) {
+	const password = "s3cr3t"
+	cases := map[string]map[string]string{
+		"REDIS_URL with a bad port": {"REDIS_URL": "redis://u:" + password + "@host:notaport/0"},
+		"REDIS_URL with a bad db":   {"REDIS_URL": "redis://u:" + password + "@127.0.0.1:6379/x"},
+		"NATS_URL unclosed bracket": {"NATS_URL": "nats://u:" + password + "@[::1"},
+		"NATS_URL, second of two":   {"NATS_URL": "nats://127.0.0.1:4222,nats://u:" + password + "@[::1"},
+	}
+	for name, env := range cases {
+		t.Run(name, func(t *testing.T) {
+			env["PAYWORKER_HTTP_ADDR"] = freeAddr(t) // should run get that far
+			cfg, err := loadConfig(nil, i12Env(env), io.Discard)
+			var logs syncBuffer
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				err = run(ctx, cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+				if err == nil {
+					t.Fatalf("no start-up error for %v", env)
+				}
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("start-up error shows the password: %q", err)
+			}
+			if strings.Contains(logs.String(), password) {
+				t.Errorf("a log line shows the password: %s", logs.String())
+			}
+		})
+	}
 }
