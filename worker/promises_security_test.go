@@ -4,10 +4,16 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/payworker/payworker/dintero"
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/messages"
 	"github.com/payworker/payworker/worker"
@@ -85,4 +91,54 @@ func i12RedisContents(t *testing.T, e *env) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// Issue 12 item 13: the callback endpoint refuses an oversized query (414)
+// or body (413) before any work, signature check included, and logs bad
+// signatures sparingly.
+func TestIssue12Item13CallbackLimits(t *testing.T) {
+	e := newEnv(t)
+	var logs logBuffer
+	cb := i12Callbacks(t, e, e.store(), worker.CallbackConfig{
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	do := func(method, u string, body io.Reader, signature string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, u, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if signature != "" {
+			req.Header.Set(dintero.SignatureHeader, signature)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Run("query over 8 KiB", func(t *testing.T) {
+		if code := do(http.MethodGet, cb+"?transaction_id=x&pad="+strings.Repeat("a", 8<<10), nil, ""); code != http.StatusRequestURITooLong {
+			t.Errorf("status %d, want 414", code)
+		}
+	})
+	t.Run("body over 64 KiB", func(t *testing.T) {
+		if code := do(http.MethodPost, cb+"?transaction_id=x", strings.NewReader(strings.Repeat("a", 64<<10+1)), ""); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("status %d, want 413", code)
+		}
+	})
+	t.Run("bad signatures", func(t *testing.T) {
+		before := strings.Count(logs.String(), `"level":"WARN"`)
+		forged := "t=" + strconv.FormatInt(time.Now().Unix(), 10) + ",v0-hmac-sha256=" + strings.Repeat("00", 32)
+		for i := range 2000 {
+			if code := do(http.MethodGet, fmt.Sprintf("%s?transaction_id=T%d&merchant_reference=r", cb, i), nil, forged); code != http.StatusUnauthorized {
+				t.Fatalf("request %d: status %d, want 401", i, code)
+			}
+		}
+		if n := strings.Count(logs.String(), `"level":"WARN"`) - before; n > 10 {
+			t.Errorf("2,000 requests with bad signatures logged %d warnings, want at most 10", n)
+		}
+	})
 }

@@ -4,14 +4,20 @@ package main
 // settings and its HTTP server. Named after their items.
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/payworker/payworker/dintero/dinterotest"
 )
 
 // i12Required are the settings without a default.
@@ -145,4 +151,64 @@ func TestIssue12Item12ConfigErrorsHidePasswords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 12 item 13: the HTTP server closes idle keep-alive connections (an
+// idle timeout), so that thousands of idle clients cannot pile up. No
+// constant names the timeout, so the test allows 65 seconds.
+func TestIssue12Item13IdleConnectionsClosed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits up to 65s for the server to close idle connections")
+	}
+	t.Parallel()
+	p := startParts(t, dinterotest.Faults{})
+	env := p.env()
+	cfg, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, newLogger(os.Stderr, "error", "json")) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUntil(t, 10*time.Second, "ready", func() bool { code, _ := get(t, "http://"+p.http+"/readyz"); return code == 200 })
+
+	const conns, limit = 5, 65 * time.Second
+	start := time.Now()
+	var open []net.Conn
+	for range conns {
+		c, err := net.Dial("tcp", p.http)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: payworker\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Close {
+			t.Fatalf("GET /healthz: %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+		}
+		open = append(open, c)
+	}
+	for i, c := range open {
+		_ = c.SetReadDeadline(start.Add(limit))
+		n, err := c.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("idle connection %d still open after %s: the server has no idle timeout", i, limit)
+		}
+		if n != 0 || (err != io.EOF && !i12IsReset(err)) {
+			t.Fatalf("idle connection %d: read %d bytes, %v; want it closed", i, n, err)
+		}
+	}
+	t.Logf("the server closed %d idle connections after %s", conns, time.Since(start).Round(time.Second))
+}
+
+func i12IsReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
