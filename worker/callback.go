@@ -30,6 +30,10 @@ type CallbackConfig struct {
 	Secret []byte
 	// AccountID is the Dintero account the signature covers (required).
 	AccountID string
+	// PublicURL, when set, is the URL Dintero calls (PAYWORKER_CALLBACK_URL):
+	// signatures are verified against its host and path rather than those
+	// the server saw, which a proxy in front of it may have rewritten.
+	PublicURL string
 	// Tolerance is how far the signature's time may be from now.
 	// Default 5 minutes.
 	Tolerance time.Duration

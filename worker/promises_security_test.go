@@ -8,8 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,4 +145,64 @@ func TestIssue12Item13CallbackLimits(t *testing.T) {
 			t.Errorf("2,000 requests with bad signatures logged %d warnings, want at most 10", n)
 		}
 	})
+}
+
+// Issue 12 item 14: behind a proxy that rewrites the host and the path, a
+// callback Dintero signed for the public URL (CallbackConfig.PublicURL,
+// PAYWORKER_CALLBACK_URL) is accepted, and the session's result published.
+func TestIssue12Item14CallbackBehindRewritingProxy(t *testing.T) {
+	const public = "https://pay.example/hooks/dintero"
+	// The proxy's address is needed before the sandbox starts, its target
+	// (the worker's endpoint) only after.
+	var internal atomic.Pointer[url.URL]
+	proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		in := internal.Load()
+		pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = in.Scheme, in.Host, in.Host
+		pr.Out.URL.Path, pr.Out.URL.RawPath = worker.CallbackPath, ""
+		pr.SetXForwarded()
+	}})
+	t.Cleanup(proxy.Close)
+	// Dintero's requests to https://pay.example/... reach the proxy.
+	toProxy := &http.Client{Transport: i12RouteTo(proxy.Listener.Addr().String())}
+	e := newEnvWith(t, dinterotest.Options{Seed: 1, CallbackSecret: []byte(i12CallbackSecret), CallbackHTTPClient: toProxy, CallbackRetries: -1})
+	store := e.store()
+	cb := i12Callbacks(t, e, store, worker.CallbackConfig{PublicURL: public})
+	u, err := url.Parse(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal.Store(u)
+	e.cfg.CallbackURL = public
+	e.startWorker(store, e.client(5*time.Second))
+
+	const ref = "i12-14-proxied"
+	i12PublishSession(e, i12SessionBody(ref, messages.ProductPayExCreditcard, dinterotest.TokenAuthorized+"1", 1200, ""))
+	created := e.waitSessionResults(ref, 1, 10*time.Second)[0]
+	if created.Outcome != messages.OutcomeCreated {
+		t.Fatalf("session: %+v, want created", created)
+	}
+	if _, err := e.sandbox.PaySession(created.SessionID, "123"); err != nil {
+		t.Fatal(err)
+	}
+	i12Wait(t, 10*time.Second, "the callback is answered", func() bool {
+		c := e.sandbox.Counters()
+		return c.CallbacksDelivered+c.CallbackFailures > 0
+	})
+	if c := e.sandbox.Counters(); c.CallbacksDelivered != 1 {
+		t.Errorf("callbacks delivered %d, failed %d; want the one delivered (a 401 is never retried by Dintero)", c.CallbacksDelivered, c.CallbackFailures)
+	}
+	if r := e.waitSessionResults(ref, 2, 5*time.Second)[1]; r.Outcome != messages.OutcomeCompleted {
+		t.Errorf("result %+v, want completed", r)
+	}
+}
+
+// i12RouteTo sends every request to addr over plain HTTP, keeping the URL's
+// host as the Host header: a stand-in for DNS and TLS in front of a proxy.
+type i12RouteTo string
+
+func (a i12RouteTo) RoundTrip(r *http.Request) (*http.Response, error) {
+	out := r.Clone(r.Context())
+	out.Host = r.URL.Host
+	out.URL.Scheme, out.URL.Host = "http", string(a)
+	return http.DefaultTransport.RoundTrip(out)
 }
