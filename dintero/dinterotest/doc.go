@@ -120,6 +120,7 @@
 //	GET  /__sandbox/transactions   Transactions as JSON
 //	GET  /__sandbox/counters       Counters as JSON
 //	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)
+//	GET  /__sandbox/refusals       Refusals: pay calls refused as duplicates
 //	GET  /__sandbox/faults         Faults as JSON
 //	PUT  /__sandbox/faults         replace Faults (400 if invalid)
 //	POST /__sandbox/reset          Reset

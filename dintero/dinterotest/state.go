@@ -19,6 +19,7 @@ type state struct {
 	refSessions  map[string]struct{} // references of every session created
 	refSucceeded map[string]struct{} // references with an AUTHORIZED/CAPTURED transaction
 	ledger       []Charge
+	refusals     []Refusal // pay calls refused as duplicates
 }
 
 func newState() state {
