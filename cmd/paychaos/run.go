@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,16 +112,18 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		}
 		return time.Duration(frac * float64(loadDur))
 	}
+	ll := &lossLog{}
 	fp := faultPlan{
 		KillEvery: c.KillEvery,
 		RedisAt:   at(c.RedisAt), RedisDown: c.RedisDown,
 		NATSAt: at(c.NATSAt), NATSDown: c.NATSDown, NATSKill: c.NATSKill,
-		Seed: c.Seed, StopAfterDur: loadDur,
+		Seed: c.Seed, StopAfterDur: loadDur, Spare: ll.isPaused,
 	}
 	loadStart := time.Now()
 	var fl *faultLog
 	var faultWG sync.WaitGroup
 	faultWG.Go(func() { fl = injectFaults(ctx, st, fp, log) })
+	faultWG.Go(func() { injectLoss(ctx, st, c.lossPlan(loadDur), loadStart, ll, log) })
 	err = pub.runSchedule(ctx)
 	loadTime := time.Since(loadStart)
 	faultWG.Wait()
@@ -146,6 +149,10 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	if err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
+	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second}
+	if err := collectLoss(actx, st, &in.Loss); err != nil {
+		return false, fmt.Errorf("audit: %w", err)
+	}
 	rep := audit(in)
 	var exits []string
 	for _, e := range st.Exits() {
@@ -159,8 +166,9 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		Seed: c.Seed, Planned: len(pl.Msgs), Rate: c.Rate, LoadTime: loadTime, Wall: wall,
 		Faults: fl, Exits: exits, PublishRetr: retries, Counters: counters,
 		Latencies: tr.latencies(in.Published), Slowest: describeSlow(pl, tr.slowest(in.Published, 5)),
+		Loss: ll,
 	}, c.MaxProblems)
-	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0
+	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0 && len(ll.Errors) == 0
 	if ok {
 		fmt.Fprintln(stdout, "\nPASS")
 	} else {
