@@ -22,6 +22,7 @@ type auditInput struct {
 	HeldBack    int // conflicts never sent: their original never finished
 	LeftInQueue int // requests still in the work queue (never acked)
 	Loss        lossInput
+	Sessions    sessionInput
 }
 
 // report is the outcome of the audit. Fields marked "must be 0" are
@@ -46,6 +47,7 @@ type report struct {
 	LeftInQueue     int // requests never acked; must be 0
 	RetriedDeclines int // declined references tried again at Dintero; must be 0
 	Fence           []fenceRefusal
+	Sessions        sessionReport
 	Problems        []string
 }
 
@@ -69,6 +71,9 @@ func (r *report) violations() []string {
 		{"conflicts never sent", r.HeldBack},
 		{"requests left in the work queue", r.LeftInQueue},
 		{"declined references tried again", r.RetriedDeclines},
+		{"session requests with no final result", r.Sessions.NoResult},
+		{"session requests with more than one result", r.Sessions.Extra},
+		{"references with more than one Dintero session", r.Sessions.MultiSession},
 	} {
 		if c.n != 0 {
 			v = append(v, c.name)
@@ -230,6 +235,7 @@ func audit(in auditInput) *report {
 		}
 	}
 	auditLoss(in, r)
+	auditSessions(in.Sessions, r)
 	return r
 }
 
@@ -374,6 +380,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	check("conflicts never sent (original unfinished)", r.HeldBack)
 	check("requests left in the work queue (never acked)", r.LeftInQueue)
 	check("declined references tried again at Dintero", r.RetriedDeclines)
+	printSessions(row, check, r)
 	check("unexpected process exits", len(ri.Exits))
 	row("results succeeded / declined / failed / rejected",
 		fmt.Sprintf("%d / %d / %d / %d", r.Outcomes[messages.OutcomeSucceeded], r.Outcomes[messages.OutcomeDeclined], r.Outcomes[messages.OutcomeFailed], r.Outcomes[messages.OutcomeRejected]), "")
