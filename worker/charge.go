@@ -162,7 +162,9 @@ func (w *Worker) lookupCharge(ctx context.Context, d *delivery, c *chargeRequest
 	}
 	same, err := w.sameCharge(ctx, c, tx)
 	if err != nil {
-		return unsure("lookup", err), true
+		// Dintero lists a transaction; only fetching it failed ("verify",
+		// not "lookup": an operator's verdict must not contradict it).
+		return unsure("verify", err), true
 	}
 	if same && pick == pickDeclined {
 		return w.dun(d, c, tx), true

@@ -220,9 +220,6 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 			return nil, err
 		}
 	}
-	if err := checkStreams(ctx, w.js, w.cfg); err != nil {
-		return nil, err
-	}
 	cons, err := w.js.Consumer(ctx, messages.StreamRequests, w.cfg.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("%w: consumer %s on stream %s does not exist (setup is skipped)", ErrConfig, w.cfg.Consumer, messages.StreamRequests)
@@ -231,6 +228,9 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
 	}
 	if err := w.checkConsumer(cons.CachedInfo().Config); err != nil {
+		return nil, err
+	}
+	if err := checkStreams(ctx, w.js, w.cfg); err != nil {
 		return nil, err
 	}
 	kv, err := w.js.KeyValue(ctx, SessionsBucket)

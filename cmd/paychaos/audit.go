@@ -21,6 +21,8 @@ type auditInput struct {
 	DeadLetters int
 	HeldBack    int // conflicts never sent: their original never finished
 	LeftInQueue int // requests still in the work queue (never acked)
+	Loss        lossInput
+	Sessions    sessionInput
 }
 
 // report is the outcome of the audit. Fields marked "must be 0" are
@@ -43,6 +45,9 @@ type report struct {
 	DeadLetters     int
 	HeldBack        int // conflicts not sent (their original had no result)
 	LeftInQueue     int // requests never acked; must be 0
+	RetriedDeclines int // declined references tried again at Dintero; must be 0
+	Fence           []fenceRefusal
+	Sessions        sessionReport
 	Problems        []string
 }
 
@@ -65,6 +70,10 @@ func (r *report) violations() []string {
 		{"wrong outcomes", r.WrongOutcome},
 		{"conflicts never sent", r.HeldBack},
 		{"requests left in the work queue", r.LeftInQueue},
+		{"declined references tried again", r.RetriedDeclines},
+		{"session requests with no final result", r.Sessions.NoResult},
+		{"session requests with more than one result", r.Sessions.Extra},
+		{"references with more than one Dintero session", r.Sessions.MultiSession},
 	} {
 		if c.n != 0 {
 			v = append(v, c.name)
@@ -225,6 +234,8 @@ func audit(in auditInput) *report {
 			r.problem("wrong outcome: %s %s (request seq %d): got %s%s, want %s", m.Kind, m.Ref, s, res.Outcome, errCode(res), want)
 		}
 	}
+	auditLoss(in, r)
+	auditSessions(in.Sessions, r)
 	return r
 }
 
@@ -339,6 +350,7 @@ type runInfo struct {
 	Counters    *dinterotest.Counters
 	Latencies   []time.Duration // publish to first result, sorted
 	Slowest     []string        // the slowest requests, described
+	Loss        *lossLog
 }
 
 // printTable writes the report as a table. maxProblems limits the details.
@@ -367,6 +379,8 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	check("wrong outcomes", r.WrongOutcome)
 	check("conflicts never sent (original unfinished)", r.HeldBack)
 	check("requests left in the work queue (never acked)", r.LeftInQueue)
+	check("declined references tried again at Dintero", r.RetriedDeclines)
+	printSessions(row, check, r)
 	check("unexpected process exits", len(ri.Exits))
 	row("results succeeded / declined / failed / rejected",
 		fmt.Sprintf("%d / %d / %d / %d", r.Outcomes[messages.OutcomeSucceeded], r.Outcomes[messages.OutcomeDeclined], r.Outcomes[messages.OutcomeFailed], r.Outcomes[messages.OutcomeRejected]), "")
@@ -383,6 +397,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 		row("sandbox: pay calls / 5xx / 429 / hung", fmt.Sprintf("%d / %d / %d / %d", c.PayRequests, c.FaultErrors, c.FaultRateLimits, c.FaultTimeoutsAfterCharge), "")
 		row("sandbox: duplicates refused / lookups", fmt.Sprintf("%d / %d", c.DuplicatesRefused, c.TransactionLists), "")
 	}
+	printLoss(row, r, ri.Loss)
 	if n := len(ri.Latencies); n > 0 {
 		row("publish to result p50 / p99 / max", fmt.Sprintf("%v / %v / %v",
 			percentile(ri.Latencies, 50).Round(time.Millisecond), percentile(ri.Latencies, 99).Round(time.Millisecond), ri.Latencies[n-1].Round(time.Millisecond)), "")
@@ -399,6 +414,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	for _, e := range ri.Exits {
 		fmt.Fprintln(w, "  exit:", e)
 	}
+	printFence(w, r, ri.Loss, maxProblems)
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\n%d problems", len(r.Problems))
 		if len(r.Problems) > maxProblems {

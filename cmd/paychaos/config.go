@@ -18,6 +18,7 @@ type config struct {
 	DupRate      float64
 	ConflictRate float64
 	DeclineRate  float64
+	Sessions     float64 // session references, as a fraction of Requests (sessions.go)
 	Workers      int
 
 	KillEvery    time.Duration
@@ -45,6 +46,8 @@ type config struct {
 	MaxProblems        int
 	LogLevel           slog.Level
 	ExtraWorkerEnvList string
+
+	Loss lossConfig // FLUSHALL, failover, SIGSTOP (loss.go)
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -64,6 +67,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&c.DupRate, "dup-rate", 0.05, "fraction of requests published a second time, same body")
 	fs.Float64Var(&c.ConflictRate, "conflict-rate", 0.01, "fraction of references reused with another amount")
 	fs.Float64Var(&c.DeclineRate, "decline-rate", 0.02, "fraction of requests paying with a declining card")
+	fs.Float64Var(&c.Sessions, "sessions", 0.02, "customer-initiated session references, as a fraction of -n, each requested twice")
 	fs.IntVar(&c.Workers, "workers", 3, "payworker processes")
 	fs.DurationVar(&c.KillEvery, "kill-every", 2*time.Second, "SIGKILL a random worker this often during the load (0: never)")
 	fs.Float64Var(&c.RedisAt, "redis-restart-at", 0.4, "restart redis-server at this fraction of the load time (<0: never)")
@@ -90,6 +94,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxProblems, "max-problems", 40, "problem details printed")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "level of paychaos' own log (stderr and events.log)")
 	fs.StringVar(&c.ExtraWorkerEnvList, "worker-env", "", "extra worker settings, KEY=VALUE,KEY=VALUE")
+	c.Loss.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -105,8 +110,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("-workers must be positive")
 	case c.DupRate < 0 || c.ConflictRate < 0 || c.DeclineRate < 0 || c.DupRate+c.ConflictRate > 1 || c.DeclineRate > 1:
 		return c, fmt.Errorf("-dup-rate, -conflict-rate and -decline-rate must be fractions (dup + conflict at most 1)")
+	case c.Sessions < 0 || c.Sessions > 1:
+		return c, fmt.Errorf("-sessions must be a fraction of -n")
 	case c.RedisAt >= 1 || c.NATSAt >= 1:
 		return c, fmt.Errorf("-redis-restart-at and -nats-restart-at are fractions of the load time, below 1")
+	}
+	if err := c.Loss.validate(); err != nil {
+		return c, err
 	}
 	if c.Rate == 0 {
 		c.Rate = max(10, float64(c.Requests)/100)

@@ -20,6 +20,9 @@ type faultPlan struct {
 	NATSKill     bool          // SIGKILL nats-server instead of a clean shutdown
 	Seed         int64
 	StopAfterDur time.Duration // no new fault after this long
+	// Spare, when set, names the workers the SIGKILL fault must leave
+	// alone for now (paused ones, see loss.go).
+	Spare func(*stack.Worker) bool
 }
 
 // faultLog counts what was injected.
@@ -99,6 +102,9 @@ func injectFaults(ctx context.Context, st *stack.Stack, fp faultPlan, log *slog.
 			case <-tick.C:
 			}
 			w := st.Workers[rng.IntN(len(st.Workers))]
+			if fp.Spare != nil && fp.Spare(w) {
+				continue
+			}
 			pid, _ := w.PID()
 			if err := w.Kill(); err != nil {
 				fl.mu.Lock()

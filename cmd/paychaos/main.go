@@ -6,11 +6,15 @@
 // the append-only file, the Dintero sandbox with injected faults, and three
 // payworker processes sharing one consumer. It then publishes charge
 // requests at a steady rate (some twice, some reusing a reference with
-// another amount, some with declining cards) while it SIGKILLs a random
-// worker every few seconds and restarts redis-server and nats-server once
-// each. When every request has a result it audits the sandbox ledger
-// against the results stream and prints a table. The exit status is 1 when
-// a check failed, 2 when the run itself could not be done.
+// another amount, some with declining cards), and a few customer-initiated
+// session requests (each twice), while it SIGKILLs a random worker every
+// few seconds, restarts redis-server and nats-server once each, empties
+// Redis (FLUSHALL), fails Redis over to an append-only file a few seconds
+// old, and pauses a worker (SIGSTOP) past its lease before resuming it.
+// When every request has a result it audits the sandbox ledger, sessions
+// and transactions against the results stream, explains each pay call
+// Dintero's fence refused, and prints a table. The exit status is 1 when a
+// check failed, 2 when the run itself could not be done.
 //
 // The load is a function of -seed: the same seed publishes the same
 // requests in the same order (fault timing is not deterministic).

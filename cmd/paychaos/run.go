@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,25 +106,37 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 
 	// The load and the faults, side by side.
 	pub := newPublisher(js, pl, tr, c.Rate, log)
+	smsgs, err := newSessionPlan(c.Seed, int(float64(c.Requests)*c.Sessions+0.5), loadDur)
+	if err != nil {
+		return false, err
+	}
+	sl := &sessionLoad{js: js, msgs: smsgs, log: log}
 	at := func(frac float64) time.Duration {
 		if frac < 0 {
 			return -1
 		}
 		return time.Duration(frac * float64(loadDur))
 	}
+	ll := &lossLog{}
 	fp := faultPlan{
 		KillEvery: c.KillEvery,
 		RedisAt:   at(c.RedisAt), RedisDown: c.RedisDown,
 		NATSAt: at(c.NATSAt), NATSDown: c.NATSDown, NATSKill: c.NATSKill,
-		Seed: c.Seed, StopAfterDur: loadDur,
+		Seed: c.Seed, StopAfterDur: loadDur, Spare: ll.isPaused,
 	}
 	loadStart := time.Now()
 	var fl *faultLog
 	var faultWG sync.WaitGroup
 	faultWG.Go(func() { fl = injectFaults(ctx, st, fp, log) })
+	faultWG.Go(func() { injectLoss(ctx, st, c.lossPlan(loadDur), loadStart, ll, log) })
+	var sessErr error
+	faultWG.Go(func() { sessErr = sl.run(ctx, loadStart) })
 	err = pub.runSchedule(ctx)
 	loadTime := time.Since(loadStart)
 	faultWG.Wait()
+	if err == nil {
+		err = sessErr
+	}
 	if err != nil {
 		return false, fmt.Errorf("load: %w", err)
 	}
@@ -131,12 +144,12 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 
 	// Drain: the held conflicts go out as their originals finish; then
 	// wait for a result for every request.
-	wall, drained := waitResults(ctx, pub, tr, c.DrainTimeout, loadStart, log)
+	wall, drained := waitResults(ctx, pub, tr, c.DrainTimeout, loadStart, log, sl.seqs)
 	if ctx.Err() != nil {
 		return false, context.Cause(ctx)
 	}
 	if !drained {
-		log.Error("gave up waiting for results", "after", c.DrainTimeout, "missing", tr.missing(pub.seqs()), "held_conflicts", pub.heldBack())
+		log.Error("gave up waiting for results", "after", c.DrainTimeout, "missing", tr.missing(append(pub.seqs(), sl.seqs()...)), "held_conflicts", pub.heldBack())
 	}
 
 	// Audit.
@@ -144,6 +157,14 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	defer cancel()
 	in, counters, err := collect(actx, st, js, pl, pub)
 	if err != nil {
+		return false, fmt.Errorf("audit: %w", err)
+	}
+	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second}
+	if err := collectLoss(actx, st, &in.Loss); err != nil {
+		return false, fmt.Errorf("audit: %w", err)
+	}
+	in.Sessions.Published = sl.published()
+	if err := collectSessions(actx, st, &in.Sessions); err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	rep := audit(in)
@@ -159,8 +180,9 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		Seed: c.Seed, Planned: len(pl.Msgs), Rate: c.Rate, LoadTime: loadTime, Wall: wall,
 		Faults: fl, Exits: exits, PublishRetr: retries, Counters: counters,
 		Latencies: tr.latencies(in.Published), Slowest: describeSlow(pl, tr.slowest(in.Published, 5)),
+		Loss: ll,
 	}, c.MaxProblems)
-	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0
+	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0 && len(ll.Errors) == 0
 	if ok {
 		fmt.Fprintln(stdout, "\nPASS")
 	} else {
@@ -169,10 +191,11 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	return ok, nil
 }
 
-// waitResults waits until every published request has a result and no
-// conflict is held back, or timeout passes. It returns the time from start
-// to the last result and whether everything arrived.
-func waitResults(ctx context.Context, pub *publisher, tr *tracker, timeout time.Duration, start time.Time, log *slog.Logger) (time.Duration, bool) {
+// waitResults waits until every published request (and every request of
+// more, the session requests) has a result and no conflict is held back,
+// or timeout passes. It returns the time from start to the last result and
+// whether everything arrived.
+func waitResults(ctx context.Context, pub *publisher, tr *tracker, timeout time.Duration, start time.Time, log *slog.Logger, more func() []uint64) (time.Duration, bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -186,7 +209,7 @@ func waitResults(ctx context.Context, pub *publisher, tr *tracker, timeout time.
 	defer tick.Stop()
 	lastLog := time.Now()
 	for {
-		missing, held := tr.missing(pub.seqs()), pub.heldBack()
+		missing, held := tr.missing(append(pub.seqs(), more()...)), pub.heldBack()
 		if missing == 0 && held == 0 {
 			return time.Since(start), true
 		}
@@ -216,6 +239,10 @@ func collect(ctx context.Context, st *stack.Stack, js jetstream.JetStream, pl pl
 		return in, nil, err
 	}
 	for _, m := range msgs {
+		if isSessionResult(m.Subject()) {
+			in.Sessions.Results = append(in.Sessions.Results, decodeSessionResult(m))
+			continue
+		}
 		in.Results = append(in.Results, decodeResult(m))
 	}
 	dl, err := js.Stream(ctx, messages.StreamDeadLetters)

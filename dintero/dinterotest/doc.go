@@ -175,6 +175,7 @@
 //	GET  /__sandbox/ledger         Ledger as JSON (with each charge's sandbox_ms)
 //	GET  /__sandbox/transactions   Transactions as JSON
 //	GET  /__sandbox/counters       Counters as JSON
+//	GET  /__sandbox/refusals       Refusals: pay calls refused as duplicates
 //	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)
 //	GET  /__sandbox/faults         Faults as JSON
 //	PUT  /__sandbox/faults         replace Faults (400 if invalid)

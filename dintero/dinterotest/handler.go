@@ -56,6 +56,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAPI(w, r, reqID, arrived)
 	case p == AdminPrefix+"sessions":
 		s.serveAdminSessions(w, r)
+	case p == AdminPrefix+"refusals":
+		s.serveAdminRefusals(w, r)
 	case p == strings.TrimSuffix(AdminPrefix, "/") || strings.HasPrefix(p, AdminPrefix):
 		s.serveAdmin(w, r)
 	default:

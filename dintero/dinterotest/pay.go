@@ -367,12 +367,15 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request, reqID string,
 	_, anySession := s.st.refSessions[sum.MerchantReference]
 	_, anySuccess := s.st.refSucceeded[sum.MerchantReference]
 	if dup := (strict && anySession) || (strictSuccess && anySuccess); dup {
-		s.mu.Unlock()
-		s.c.duplicatesRefused.Add(1)
+		toggle := dintero.ToggleStrictMerchantReference
 		msg := "a session with this merchant_reference exists (" + dintero.ToggleStrictMerchantReference + ")"
 		if strictSuccess && anySuccess {
+			toggle = dintero.ToggleStrictSuccessMerchantReference
 			msg = "a successful transaction with this merchant_reference exists (" + dintero.ToggleStrictSuccessMerchantReference + ")"
 		}
+		s.st.refusals = append(s.st.refusals, Refusal{MerchantReference: sum.MerchantReference, Toggle: toggle, RequestID: reqID, At: now})
+		s.mu.Unlock()
+		s.c.duplicatesRefused.Add(1)
 		s.payError(w, "DUPLICATE_MERCHANT_REFERENCE", msg, nil)
 		return
 	}

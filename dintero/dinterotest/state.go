@@ -22,6 +22,7 @@ type state struct {
 	// softCalls counts the processed pay calls of each soft-decline
 	// card token (server side only; never shown).
 	softCalls map[string]int
+	refusals  []Refusal // pay calls refused as duplicates
 }
 
 func newState() state {
