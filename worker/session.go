@@ -82,10 +82,20 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 	}
 	res := s.base(w.now())
 	res.Outcome, res.SessionID, res.URL = messages.OutcomeCreated, created.ID, created.URL
-	if err := w.sessions.remember(ctx, ref, d.seq, res); err != nil {
+	first, err := w.sessions.remember(ctx, ref, d.seq, res)
+	switch {
+	case err != nil:
 		// The result still goes to Redis and the publisher; a second
 		// session becomes possible only if Redis loses the record too.
 		d.log.Warn("could not remember the session apart from Redis", "session_id", created.ID, "err", err)
+	case first.Result.SessionID != created.ID:
+		// Another worker created and remembered one first (this one was
+		// paused past its lease while Dintero created its own): answer with
+		// that one; the session just made is never shown to anyone.
+		d.log.Warn("another session was remembered for this reference first; answering with it",
+			"session_id", first.Result.SessionID, "unused_session_id", created.ID)
+		res = &first.Result
+		res.Duplicate = first.Seq != d.seq
 	}
 	return finish(sessionResult(res))
 }
@@ -184,9 +194,22 @@ func (l *sessionLog) find(ctx context.Context, ref string) (*sessionEntry, error
 	return &entry, nil
 }
 
-func (l *sessionLog) remember(ctx context.Context, ref string, seq uint64, res *messages.SessionResult) error {
-	_, err := l.kv.Put(ctx, sessionLogKey(ref), mustJSON(sessionEntry{Seq: seq, Result: *res}))
-	return err
+// remember keeps res as ref's session unless one is kept already: the
+// first remembered wins, and is returned.
+func (l *sessionLog) remember(ctx context.Context, ref string, seq uint64, res *messages.SessionResult) (*sessionEntry, error) {
+	e := sessionEntry{Seq: seq, Result: *res}
+	_, err := l.kv.Create(ctx, sessionLogKey(ref), mustJSON(e))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		prev, ferr := l.find(ctx, ref)
+		if ferr == nil && prev != nil {
+			return prev, nil
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // sessionLogKey is a bucket key for any reference: its SHA-256, in hex
