@@ -27,9 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=v1.2.3"
@@ -66,7 +63,11 @@ Commands:
 	fmt.Fprint(w, `
 Run "payctl <command> -h" (or "payctl help <command>") for a command's flags;
 -h never connects anywhere. Every command that prints takes --json.
-NATS_URL and REDIS_URL are read from the environment, as payworker does.
+NATS settings come from the environment as payworker reads them (NATS_URL,
+NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CA,
+NATS_CERT/NATS_KEY) or from the nats CLI's flags (-s/--server, --creds,
+--nkey, --user, --password, --token, --tlsca, --tlscert, --tlskey);
+REDIS_URL from the environment or --redis.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found.
 `)
@@ -113,8 +114,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usagef("unknown command %q", args[0])
 }
 
-func natsURL() string { return envOr("NATS_URL", "nats://127.0.0.1:4222") }
-
 func redisURL() string { return envOr("REDIS_URL", "redis://127.0.0.1:6379/0") }
 
 func envOr(key, def string) string {
@@ -122,20 +121,6 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// connect opens a NATS connection and its JetStream context.
-func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name("payctl"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", redactURL(url), err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
 }
 
 // redactURL hides the passwords of a comma-separated list of URLs, even of

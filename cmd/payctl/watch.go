@@ -25,7 +25,7 @@ func watch(ctx context.Context, c cli, args []string) error {
 Follows results as payworker publishes them on payments.*.result.*, from the
 PAYMENT_RESULTS stream, until Ctrl-C. With --all it replays every stored
 result first. With --json every result is one line of JSON.`)
-	url := f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)")
+	conn := addNATSFlags(f)
 	outcome := f.String("outcome", "", "only this outcome: succeeded, declined, failed, rejected, created or completed")
 	all := f.Bool("all", false, "replay every stored result first, not only new ones")
 	asJSON := f.Bool("json", false, "one JSON object per result: subject, stream_sequence, time, headers, result")
@@ -46,7 +46,7 @@ result first. With --json every result is one line of JSON.`)
 		}
 		subject = "payments.*.result." + *outcome
 	}
-	nc, js, err := connect(*url)
+	nc, js, err := conn.connect()
 	if err != nil {
 		return err
 	}
