@@ -6,7 +6,8 @@
 //	payctl charge --file request.json      publish a request body from a file
 //	payctl session --sample                publish a customer-initiated session request
 //	payctl watch [--outcome declined]      follow results
-//	payctl status <merchant_reference>     the idempotency record and its stored result
+//	payctl status <merchant_reference>     the idempotency record, its stored result and schedules
+//	payctl resolve <merchant_reference>    look a parked charge up now (--as declined|failed to close it)
 //	payctl dlq list                        dead-lettered requests, with reasons
 //	payctl dlq replay <seq>...             publish dead letters again, then remove them
 //	payctl version                         version, VCS revision and Go version
@@ -14,7 +15,8 @@
 // Every command that prints takes --json; -h on any command prints its
 // help and connects to nothing. Exit codes: 0 ok, 1 error, 2 usage (an
 // unknown command or flag, a missing argument), 3 not found (status of an
-// unknown reference, replay of an unknown dead letter).
+// unknown reference, resolve of a reference with nothing parked, replay of
+// an unknown dead letter).
 package main
 
 import (
@@ -45,6 +47,7 @@ func commands() []command {
 		{"session", "publish a customer-initiated session request (from --file, or a --sample)", session},
 		{"watch", "follow results as they are published", watch},
 		{"status", "show a merchant_reference's idempotency record and stored result", status},
+		{"resolve", "look a parked charge up now, or close it as declined or failed", resolve},
 		{"dlq", "list or replay dead-lettered requests", dlq},
 		{"version", "print payctl's version, VCS revision and Go version", versionCmd},
 	}
