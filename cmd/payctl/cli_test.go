@@ -170,6 +170,7 @@ func TestExitCodes(t *testing.T) {
 			{[]string{"frobnicate"}, exitUsage},
 			{[]string{"status", "--redis", srv.URL(), "never-claimed"}, exitNotFound},
 			{[]string{"status", "--redis", dead, "x"}, exitError},
+			{[]string{"resolve", "--nats", ns.URL(), "never-parked"}, exitNotFound},
 		} {
 			code, _, stderr := payctlProcess(t, tc.args...)
 			if code != tc.want {

@@ -292,6 +292,14 @@ func TestResolve(t *testing.T) {
 			t.Fatalf("status: %v\n%s", err, text)
 		}
 
+		// Without NATS, status still shows the record, and says why the
+		// schedules are missing.
+		out, _, err = runSplit(ctx, "status", "--redis", e.redisURL, ref, "--json", "--nats", "nats://"+closedPort(t))
+		var noNATS record
+		if err != nil || json.Unmarshal([]byte(out), &noNATS) != nil || !noNATS.Parked || len(noNATS.Schedules) != 0 || noNATS.SchedulesError == "" {
+			t.Fatalf("status without NATS: %v %s", err, out)
+		}
+
 		e.gw.down.Store(false)
 		start := time.Now()
 		stdout, stderr, err := resolveCmd(ref, "--wait", "20s", "--json", "--by", "ops@example.com")
