@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -566,5 +567,51 @@ func TestReschedule(t *testing.T) {
 	}
 	if _, err := stream.GetLastMsgForSubject(ctx, subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("a fired schedule was brought back: %v", err)
+	}
+}
+
+// watch --outcome takes the non-final events too: an operator follows
+// needs_review.
+func TestWatchNeedsReview(t *testing.T) {
+	ns := natstest.Start(t, natstest.Options{})
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	if err := worker.Setup(ctx, js, worker.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []messages.Outcome{messages.OutcomeUnknown, messages.OutcomeNeedsReview} {
+		m := nats.NewMsg(messages.ResultSubject(messages.KindCharge, o))
+		m.Data = []byte(`{"merchant_reference":"w-` + string(o) + `","outcome":"` + string(o) + `"}`)
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(wctx, []string{"watch", "--nats", ns.URL(), "--all", "--outcome", "needs_review"}, lockedWriter{&mu, &out}, &bytes.Buffer{})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		s := out.String()
+		mu.Unlock()
+		if strings.Contains(s, "w-needs_review") {
+			if strings.Contains(s, "w-unknown") {
+				t.Fatalf("watch --outcome needs_review printed another outcome: %q", s)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watch --outcome needs_review printed %q", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
