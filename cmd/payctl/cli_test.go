@@ -86,6 +86,7 @@ func TestHelpNeverConnects(t *testing.T) {
 		{"charge", "-h"}, {"charge", "--help"}, {"charge", "--sample", "-h"},
 		{"session", "-h"}, {"watch", "-h"}, {"watch", "--all", "--help"},
 		{"status", "-h"}, {"status", "ORD-1", "-h"},
+		{"resolve", "-h"}, {"resolve", "ORD-1", "--as", "failed", "--wait", "5s", "-h"}, {"help", "resolve"},
 		{"dlq", "-h"}, {"dlq", "--help"}, {"dlq", "help"}, {"dlq", "list", "-h"}, {"dlq", "replay", "-h"}, {"dlq", "replay", "7", "-h"},
 		{"version", "-h"},
 	} {
@@ -144,6 +145,10 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"status", "--redis", srv.URL(), "never-claimed"}, exitNotFound},
 		{[]string{"status", "--redis", srv.URL(), "--session", "never-claimed"}, exitNotFound},
 		{[]string{"dlq", "replay", "--nats", ns.URL(), "999999"}, exitNotFound},
+		{[]string{"resolve"}, exitUsage},
+		{[]string{"resolve", "--nats", ns.URL(), "never-parked", "--as", "maybe", "--why", "x"}, exitUsage},
+		{[]string{"resolve", "--nats", ns.URL(), "never-parked"}, exitNotFound},
+		{[]string{"resolve", "--nats", "nats://" + closedPort(t), "x"}, exitError},
 		{[]string{"status", "--redis", dead, "x"}, exitError},
 		{[]string{"charge", "--nats", "nats://" + closedPort(t), "--sample"}, exitError},
 		{[]string{"version"}, exitOK},
@@ -165,6 +170,7 @@ func TestExitCodes(t *testing.T) {
 			{[]string{"frobnicate"}, exitUsage},
 			{[]string{"status", "--redis", srv.URL(), "never-claimed"}, exitNotFound},
 			{[]string{"status", "--redis", dead, "x"}, exitError},
+			{[]string{"resolve", "--nats", ns.URL(), "never-parked"}, exitNotFound},
 		} {
 			code, _, stderr := payctlProcess(t, tc.args...)
 			if code != tc.want {

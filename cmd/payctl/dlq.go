@@ -45,8 +45,8 @@ func dlq(ctx context.Context, c cli, args []string) error {
 }
 
 // deadStream connects and opens the dead-letter stream.
-func deadStream(ctx context.Context, url string) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
-	nc, js, err := connect(url)
+func deadStream(ctx context.Context, n *natsFlags) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
+	nc, js, err := n.connect()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -73,7 +73,7 @@ func dlqList(ctx context.Context, c cli, args []string) error {
 	f := newFlags("payctl dlq list", "[flags]", `
 Lists the dead letters: sequence, time, original subject, merchant_reference
 and reason; never the payload, which holds card tokens.`)
-	url := f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)")
+	conn := addNATSFlags(f)
 	asJSON := f.Bool("json", false, "print a JSON array of {sequence, time, subject, merchant_reference, reason}")
 	pos, err := f.parse(c, args)
 	if err != nil {
@@ -84,7 +84,7 @@ and reason; never the payload, which holds card tokens.`)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, _, stream, err := deadStream(ctx, *url)
+	nc, _, stream, err := deadStream(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ treats a replay like any request: a completed reference is answered from its
 record, a failed one is looked up at Dintero before any new charge.
 Exits 3 when a sequence is not in the stream (the ones before it were
 replayed).`)
-	url := f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)")
+	conn := addNATSFlags(f)
 	asJSON := f.Bool("json", false, "print one JSON object per replayed dead letter: dead_letter, subject, stream, sequence")
 	pos, err := f.parse(c, args)
 	if err != nil {
@@ -162,7 +162,7 @@ replayed).`)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, js, stream, err := deadStream(ctx, *url)
+	nc, js, stream, err := deadStream(ctx, conn)
 	if err != nil {
 		return err
 	}

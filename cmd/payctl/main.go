@@ -6,7 +6,8 @@
 //	payctl charge --file request.json      publish a request body from a file
 //	payctl session --sample                publish a customer-initiated session request
 //	payctl watch [--outcome declined]      follow results
-//	payctl status <merchant_reference>     the idempotency record and its stored result
+//	payctl status <merchant_reference>     the idempotency record, its stored result and schedules
+//	payctl resolve <merchant_reference>    look a parked charge up now (--as declined|failed to close it)
 //	payctl dlq list                        dead-lettered requests, with reasons
 //	payctl dlq replay <seq>...             publish dead letters again, then remove them
 //	payctl token status|unblock <provider> <token> --why ...
@@ -16,7 +17,8 @@
 // Every command that prints takes --json; -h on any command prints its
 // help and connects to nothing. Exit codes: 0 ok, 1 error, 2 usage (an
 // unknown command or flag, a missing argument), 3 not found (status of an
-// unknown reference, replay of an unknown dead letter).
+// unknown reference, resolve of a reference with nothing parked, replay of
+// an unknown dead letter).
 package main
 
 import (
@@ -29,9 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=v1.2.3"
@@ -50,6 +49,7 @@ func commands() []command {
 		{"session", "publish a customer-initiated session request (from --file, or a --sample)", session},
 		{"watch", "follow results as they are published", watch},
 		{"status", "show a merchant_reference's idempotency record and stored result", status},
+		{"resolve", "look a parked charge up now, or close it as declined or failed", resolve},
 		{"dlq", "list or replay dead-lettered requests", dlq},
 		{"token", "show a card token's block and declined attempts, or unblock it", token},
 		{"version", "print payctl's version, VCS revision and Go version", versionCmd},
@@ -69,7 +69,11 @@ Commands:
 	fmt.Fprint(w, `
 Run "payctl <command> -h" (or "payctl help <command>") for a command's flags;
 -h never connects anywhere. Every command that prints takes --json.
-NATS_URL and REDIS_URL are read from the environment, as payworker does.
+NATS settings come from the environment as payworker reads them (NATS_URL,
+NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CA,
+NATS_CERT/NATS_KEY) or from the nats CLI's flags (-s/--server, --creds,
+--nkey, --user, --password, --token, --tlsca, --tlscert, --tlskey);
+REDIS_URL from the environment or --redis.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found.
 `)
@@ -116,8 +120,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usagef("unknown command %q", args[0])
 }
 
-func natsURL() string { return envOr("NATS_URL", "nats://127.0.0.1:4222") }
-
 func redisURL() string { return envOr("REDIS_URL", "redis://127.0.0.1:6379/0") }
 
 func envOr(key, def string) string {
@@ -125,20 +127,6 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// connect opens a NATS connection and its JetStream context.
-func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name("payctl"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", redactURL(url), err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
 }
 
 // redactURL hides the passwords of a comma-separated list of URLs, even of

@@ -35,7 +35,7 @@ func TestPayctl(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 
 	t.Run("charge sample", func(t *testing.T) {
-		out, err := payctl(t, ctx, "charge", "--nats", ns.URL(), "--sample", "--ref", "ctl-1", "--token", "sandbox-ok-secret9")
+		out, err := payctl(t, ctx, "charge", "--nats", ns.URL(), "--sample", "--ref", "ctl-1", "--card-token", "sandbox-ok-secret9")
 		if err != nil || !strings.Contains(out, "published ctl-1 to payments.charge.request as PAYMENT_REQUESTS #") {
 			t.Fatalf("out %q err %v", out, err)
 		}

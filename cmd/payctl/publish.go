@@ -13,21 +13,22 @@ import (
 // requestFlags are the flags charge and session share: where to publish,
 // and either a file or a sample built from the command's own flags.
 type requestFlags struct {
-	url, file, ref, token, msgID *string
-	sample, json                 *bool
-	amount                       *int64
-	provider                     *string
+	nats                    *natsFlags
+	file, ref, token, msgID *string
+	sample, json            *bool
+	amount                  *int64
+	provider                *string
 }
 
 func addRequestFlags(f *cmdFlags, what, defaultProvider string) requestFlags {
 	return requestFlags{
-		url:      f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)"),
+		nats:     addNATSFlags(f),
 		file:     f.String("file", "", "publish this request body ("+what+")"),
 		sample:   f.Bool("sample", false, "publish a sample request built from the flags below"),
 		ref:      f.String("ref", "", "merchant_reference (default: sample-<time>)"),
 		amount:   f.Int64("amount", 29990, "amount in minor units"),
 		provider: f.String("provider", defaultProvider, "payment_product_type of the saved card"),
-		token:    f.String("token", "sandbox-ok-4242", "card token (the sandbox's test cards start with sandbox-ok-, sandbox-insufficient-funds-, ...)"),
+		token:    f.String("card-token", "sandbox-ok-4242", "card token of the sample (the sandbox's test cards start with sandbox-ok-, sandbox-insufficient-funds-, ...)"),
 		msgID:    f.String("msg-id", "", "Nats-Msg-Id for JetStream de-duplication (default: the merchant_reference)"),
 		json:     f.Bool("json", false, "print one JSON object: merchant_reference, subject, stream, sequence, duplicate"),
 	}
@@ -61,7 +62,7 @@ type published struct {
 // publish connects, publishes with fn and says where the request went.
 func (f requestFlags) publish(ctx context.Context, c cli, ref, subject string,
 	fn func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error)) error {
-	nc, js, err := connect(*f.url)
+	nc, js, err := f.nats.connect()
 	if err != nil {
 		return err
 	}

@@ -11,22 +11,30 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/payworker/payworker/idempotency"
+	"github.com/payworker/payworker/messages"
 )
 
 // record is the idempotency record as status --json prints it.
 type record struct {
-	MerchantReference string          `json:"merchant_reference"`
-	Kind              string          `json:"kind"` // "charge" or "session"
-	State             string          `json:"state"`
-	Attempts          int             `json:"attempts"`
-	Owner             string          `json:"owner,omitempty"`
-	LeaseUntil        *time.Time      `json:"lease_until,omitempty"`
-	RequestSequence   uint64          `json:"request_sequence"`
-	Reopenable        bool            `json:"reopenable"`
-	MaybeSent         bool            `json:"maybe_sent"`
-	UpdatedAt         time.Time       `json:"updated_at"`
-	Fingerprint       string          `json:"fingerprint,omitempty"`
-	Result            json.RawMessage `json:"result,omitempty"`
+	MerchantReference string     `json:"merchant_reference"`
+	Kind              string     `json:"kind"` // "charge" or "session"
+	State             string     `json:"state"`
+	Attempts          int        `json:"attempts"`
+	Owner             string     `json:"owner,omitempty"`
+	LeaseUntil        *time.Time `json:"lease_until,omitempty"`
+	RequestSequence   uint64     `json:"request_sequence"`
+	Reopenable        bool       `json:"reopenable"`
+	MaybeSent         bool       `json:"maybe_sent"`
+	// Parked: the outcome is unknown and the reference is being resolved;
+	// it is never charged again while parked.
+	Parked      bool            `json:"parked"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	Fingerprint string          `json:"fingerprint,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+	// Schedules are the scheduled lookups of a parked reference, read from
+	// NATS; SchedulesError says why they could not be.
+	Schedules      []parked `json:"schedules,omitempty"`
+	SchedulesError string   `json:"schedules_error,omitempty"`
 }
 
 func status(ctx context.Context, c cli, args []string) error {
@@ -34,8 +42,14 @@ func status(ctx context.Context, c cli, args []string) error {
 Shows the idempotency record of a merchant_reference in Redis: its state,
 attempts, lease, and the stored result. Exits 3 when there is no record
 (never claimed, or older than PAYWORKER_IDEMPOTENCY_RETENTION).
-REDIS_URL is read as payworker reads it; "payworker dev" prints its own.`)
+REDIS_URL is read as payworker reads it; "payworker dev" prints its own.
+
+For a parked reference (outcome unknown, being resolved) it also lists the
+scheduled lookups from NATS: request, step, when due, and an operator's
+verdict waiting in one (payctl resolve). When NATS cannot be reached it says
+so and still exits 0.`)
 	rurl := f.String("redis", redisURL(), "Redis URL of the idempotency store (env REDIS_URL)")
+	conn := addNATSFlags(f)
 	prefix := f.String("prefix", envOr("PAYWORKER_IDEMPOTENCY_PREFIX", idempotency.DefaultPrefix), "key prefix (env PAYWORKER_IDEMPOTENCY_PREFIX)")
 	session := f.Bool("session", false, "the reference of a customer-initiated session request, not a charge")
 	asJSON := f.Bool("json", false, "print the record as one JSON object")
@@ -79,11 +93,19 @@ REDIS_URL is read as payworker reads it; "payworker dev" prints its own.`)
 	if err != nil {
 		return err
 	}
+	var schedules []parked
+	var schedErr error
+	if rec.Parked || rec.State == idempotency.RecordParked {
+		schedules, schedErr = parkedSchedules(ctx, conn, kind, ref)
+	}
 	if *asJSON {
 		out := record{
 			MerchantReference: ref, Kind: kind, State: rec.State, Attempts: rec.Attempts, Owner: rec.Owner,
 			RequestSequence: rec.Sequence, Reopenable: rec.Reopenable, MaybeSent: rec.MaybeSent,
-			UpdatedAt: rec.UpdatedAt.UTC(), Fingerprint: rec.Fingerprint,
+			Parked: rec.Parked, UpdatedAt: rec.UpdatedAt.UTC(), Fingerprint: rec.Fingerprint, Schedules: schedules,
+		}
+		if schedErr != nil {
+			out.SchedulesError = schedErr.Error()
 		}
 		if !rec.LeaseUntil.IsZero() {
 			t := rec.LeaseUntil.UTC()
@@ -105,11 +127,36 @@ REDIS_URL is read as payworker reads it; "payworker dev" prints its own.`)
 	fmt.Fprintf(w, "request sequence    %d\n", rec.Sequence)
 	fmt.Fprintf(w, "re-openable         %v\n", rec.Reopenable)
 	fmt.Fprintf(w, "may have been sent  %v\n", rec.MaybeSent)
+	fmt.Fprintf(w, "parked              %v\n", rec.Parked)
 	fmt.Fprintf(w, "updated             %s\n", rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
 	if len(rec.Result) > 0 {
 		fmt.Fprintf(w, "result              %s\n", rec.Result)
 	}
+	switch {
+	case schedErr != nil:
+		fmt.Fprintf(w, "schedules           not shown: %v\n", schedErr)
+	case len(schedules) == 0 && (rec.Parked || rec.State == idempotency.RecordParked):
+		fmt.Fprintf(w, "schedules           none (a lookup may be running now)\n")
+	}
+	for _, p := range schedules {
+		fmt.Fprintf(w, "schedule            %s\n", p.describe())
+	}
 	return nil
+}
+
+// parkedSchedules lists the scheduled lookups of a parked reference from
+// the requests stream.
+func parkedSchedules(ctx context.Context, conn *natsFlags, kind, ref string) ([]parked, error) {
+	nc, js, err := conn.connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	stream, err := js.Stream(ctx, messages.StreamRequests)
+	if err != nil {
+		return nil, fmt.Errorf("requests stream %s: %w", messages.StreamRequests, err)
+	}
+	return schedulesOf(ctx, stream, kind, ref)
 }
 
 // redisLogger sends go-redis's log lines to w (io.Discard unless -v).

@@ -20,13 +20,18 @@ type watched struct {
 	Result   any               `json:"result"`
 }
 
+// outcomeList names the outcomes watch --outcome takes: the final ones and
+// the non-final events.
+const outcomeList = "succeeded, declined, failed, rejected, created, completed, " +
+	"or the events unknown, needs_review, retry_scheduled"
+
 func watch(ctx context.Context, c cli, args []string) error {
 	f := newFlags("payctl watch", "[flags]", `
 Follows results as payworker publishes them on payments.*.result.*, from the
 PAYMENT_RESULTS stream, until Ctrl-C. With --all it replays every stored
 result first. With --json every result is one line of JSON.`)
-	url := f.String("nats", natsURL(), "NATS server URL(s), comma-separated (env NATS_URL)")
-	outcome := f.String("outcome", "", "only this outcome: succeeded, declined, failed, rejected, created or completed")
+	conn := addNATSFlags(f)
+	outcome := f.String("outcome", "", "only this outcome: "+outcomeList)
 	all := f.Bool("all", false, "replay every stored result first, not only new ones")
 	asJSON := f.Bool("json", false, "one JSON object per result: subject, stream_sequence, time, headers, result")
 	pos, err := f.parse(c, args)
@@ -40,13 +45,14 @@ result first. With --json every result is one line of JSON.`)
 	if *outcome != "" {
 		switch messages.Outcome(*outcome) {
 		case messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
-			messages.OutcomeCreated, messages.OutcomeCompleted:
+			messages.OutcomeCreated, messages.OutcomeCompleted,
+			messages.OutcomeUnknown, messages.OutcomeNeedsReview, messages.OutcomeRetryScheduled:
 		default:
-			return usagef("--outcome: want succeeded, declined, failed, rejected, created or completed, got %q", *outcome)
+			return usagef("--outcome: want %s, got %q", outcomeList, *outcome)
 		}
 		subject = "payments.*.result." + *outcome
 	}
-	nc, js, err := connect(*url)
+	nc, js, err := conn.connect()
 	if err != nil {
 		return err
 	}
