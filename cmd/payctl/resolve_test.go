@@ -446,8 +446,6 @@ func TestResolve(t *testing.T) {
 	// for a moment: the verdict must not be applied, the request stays
 	// parked.
 	t.Run("a listed transaction that cannot be fetched is never contradicted", func(t *testing.T) {
-		t.Skip("worker bug, see the payctl2 report: lookupCharge returns reason \"lookup\" when GetTransaction " +
-			"fails after the list showed a transaction, and resolveCharge then applies the verdict; remove this Skip with the fix")
 		const ref = "resolve-unverified"
 		e.gw.down.Store(true)
 		e.park(ref)
