@@ -30,18 +30,19 @@ type auditInput struct {
 type report struct {
 	Published       int // requests accepted by the stream
 	DistinctRefs    int
-	Charges         int // ledger entries
-	DoubleCharged   int // references charged more than once; must be 0
-	ConflictCharged int // conflicting requests charged; must be 0
-	NoResult        int // published requests without a result; must be 0
-	ExtraResults    int // results beyond one per request; must be 0
-	Disagree        int // results that disagree with the ledger; must be 0
-	WrongOutcome    int // outcome not the one the card and kind call for; must be 0
-	Outcomes        map[messages.Outcome]int
-	DuplicateFlag   int // results marked duplicate
-	Declines        int // declined results
-	GaveUp          int // failed results
-	Conflicts       int // rejected results with code conflict
+	Charges         int                      // ledger entries
+	DoubleCharged   int                      // references charged more than once; must be 0
+	ConflictCharged int                      // conflicting requests charged; must be 0
+	NoResult        int                      // published requests without a result; must be 0
+	ExtraResults    int                      // results beyond one per request; must be 0
+	Disagree        int                      // results that disagree with the ledger; must be 0
+	WrongOutcome    int                      // outcome not the one the card and kind call for; must be 0
+	Outcomes        map[messages.Outcome]int // final results by outcome
+	Interim         map[messages.Outcome]int // non-final events by outcome
+	DuplicateFlag   int                      // results marked duplicate
+	Declines        int                      // declined results
+	GaveUp          int                      // failed results
+	Conflicts       int                      // rejected results with code conflict
 	DeadLetters     int
 	HeldBack        int // conflicts not sent (their original had no result)
 	LeftInQueue     int // requests never acked; must be 0
@@ -83,7 +84,7 @@ func (r *report) violations() []string {
 }
 
 func audit(in auditInput) *report {
-	r := &report{Outcomes: map[messages.Outcome]int{}, DeadLetters: in.DeadLetters, HeldBack: in.HeldBack, LeftInQueue: in.LeftInQueue}
+	r := &report{Outcomes: map[messages.Outcome]int{}, Interim: map[messages.Outcome]int{}, DeadLetters: in.DeadLetters, HeldBack: in.HeldBack, LeftInQueue: in.LeftInQueue}
 	r.Published = len(in.Published)
 
 	// Requests: what was sent, per sequence and per reference.
@@ -96,7 +97,8 @@ func audit(in auditInput) *report {
 	}
 	r.DistinctRefs = len(pubPerRef)
 
-	// Results: one per request.
+	// Results: one final result per request, after any number of
+	// non-final events.
 	resPerSeq := map[uint64][]resultMsg{}
 	resPerRef := map[string][]resultMsg{}
 	for _, res := range in.Results {
@@ -114,6 +116,10 @@ func audit(in auditInput) *report {
 		if want := bySeq[res.ReqSeq].Ref; ref != want {
 			r.Disagree++
 			r.problem("result %q names reference %q, request seq %d was for %q", res.MsgID, ref, res.ReqSeq, want)
+			continue
+		}
+		if !res.Result.Outcome.Final() {
+			r.Interim[res.Result.Outcome]++
 			continue
 		}
 		resPerSeq[res.ReqSeq] = append(resPerSeq[res.ReqSeq], res)
@@ -384,6 +390,8 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	check("unexpected process exits", len(ri.Exits))
 	row("results succeeded / declined / failed / rejected",
 		fmt.Sprintf("%d / %d / %d / %d", r.Outcomes[messages.OutcomeSucceeded], r.Outcomes[messages.OutcomeDeclined], r.Outcomes[messages.OutcomeFailed], r.Outcomes[messages.OutcomeRejected]), "")
+	row("non-final events unknown / needs_review / retry_scheduled",
+		fmt.Sprintf("%d / %d / %d", r.Interim[messages.OutcomeUnknown], r.Interim[messages.OutcomeNeedsReview], r.Interim[messages.OutcomeRetryScheduled]), "")
 	row("declines", r.Declines, "")
 	row("conflicts rejected", r.Conflicts, "")
 	row("results marked duplicate", r.DuplicateFlag, "")

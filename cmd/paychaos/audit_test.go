@@ -133,6 +133,22 @@ func TestAudit(t *testing.T) {
 			detail: "wrong outcome: original B",
 		},
 		{
+			name: "non-final events before the final result",
+			mutate: func(in *auditInput) {
+				unknown := in.Results[0]
+				unknown.Result.Outcome, unknown.Result.TransactionID = messages.OutcomeUnknown, ""
+				in.Results = append([]resultMsg{unknown}, in.Results...)
+			},
+		},
+		{
+			name: "only a non-final event",
+			mutate: func(in *auditInput) {
+				in.Results[1].Result.Outcome = messages.OutcomeRetryScheduled
+			},
+			want:   auditCounts{noResult: 1},
+			detail: "no result: original B",
+		},
+		{
 			name:   "gave up is allowed",
 			mutate: func(in *auditInput) { in.Results[1].Result.Outcome = messages.OutcomeFailed },
 		},

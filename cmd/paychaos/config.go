@@ -29,11 +29,12 @@ type config struct {
 	NATSKill     bool
 	DrainTimeout time.Duration
 
-	AckWait        time.Duration
-	DinteroTimeout time.Duration
-	MaxDeliver     int
-	MaxInFlight    int
-	WorkerLogLevel string
+	AckWait         time.Duration
+	DinteroTimeout  time.Duration
+	ResolveSchedule string
+	MaxDeliver      int
+	MaxInFlight     int
+	WorkerLogLevel  string
 
 	Latency, Jitter    time.Duration
 	ErrorRate          float64
@@ -78,6 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 5*time.Minute, "how long to wait for the last results after the load")
 	fs.DurationVar(&c.AckWait, "ack-wait", 6*time.Second, "PAYWORKER_ACK_WAIT of the workers (also the claim lease)")
 	fs.DurationVar(&c.DinteroTimeout, "dintero-timeout", 2*time.Second, "DINTERO_TIMEOUT of the workers")
+	fs.StringVar(&c.ResolveSchedule, "resolve-schedule", "1s,2s,4s*8", "PAYWORKER_RESOLVE_SCHEDULE of the workers: the lookups of a parked charge, short so the run ends")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "PAYWORKER_MAX_DELIVER of the workers (0: the worker's default)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", 64, "PAYWORKER_MAX_IN_FLIGHT of the workers")
 	fs.StringVar(&c.WorkerLogLevel, "worker-log-level", "info", "LOG_LEVEL of the workers")
@@ -130,7 +132,10 @@ func (c config) workerEnv() []string {
 		"PAYWORKER_ACK_WAIT=" + c.AckWait.String(),
 		"DINTERO_TIMEOUT=" + c.DinteroTimeout.String(),
 		"PAYWORKER_MAX_IN_FLIGHT=" + strconv.Itoa(c.MaxInFlight),
-		"PAYWORKER_SHUTDOWN_GRACE=5s",
+		// The worker wants its grace at least DINTERO_TIMEOUT+5s, so a call
+		// in flight at SIGTERM can finish.
+		"PAYWORKER_SHUTDOWN_GRACE=" + (c.DinteroTimeout + 5*time.Second).String(),
+		"PAYWORKER_RESOLVE_SCHEDULE=" + c.ResolveSchedule,
 		"LOG_LEVEL=" + c.WorkerLogLevel,
 	}
 	if c.MaxDeliver > 0 {

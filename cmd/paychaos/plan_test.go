@@ -143,6 +143,7 @@ func TestParseResultMsgID(t *testing.T) {
 		{"order-1:succeeded:42", "order-1", "succeeded", 42, true},
 		{"a:b:declined:7", "a:b", "declined", 7, true},
 		{"seq-9:rejected:9", "seq-9", "rejected", 9, true},
+		{"r:retry_scheduled:7-3", "r", "retry_scheduled", 7, true}, // a dunning attempt's event
 		{"order-1:succeeded:x", "", "", 0, false},
 		{"order-1", "", "", 0, false},
 		{"succeeded:42", "", "", 0, false},

@@ -27,13 +27,16 @@ type resultMsg struct {
 }
 
 // parseResultMsgID splits "<ref>:<outcome>:<seq>" (see
-// messages.ResultMsgID). The reference may itself contain colons.
+// messages.ResultMsgID), or "<ref>:<outcome>:<seq>-<attempt>", the id of
+// one of a dunning request's retry_scheduled events. The reference may
+// itself contain colons.
 func parseResultMsgID(id string) (ref, outcome string, seq uint64, ok bool) {
 	i := strings.LastIndexByte(id, ':')
 	if i < 0 {
 		return "", "", 0, false
 	}
-	seq, err := strconv.ParseUint(id[i+1:], 10, 64)
+	n, _, _ := strings.Cut(id[i+1:], "-")
+	seq, err := strconv.ParseUint(n, 10, 64)
 	if err != nil {
 		return "", "", 0, false
 	}
@@ -57,12 +60,14 @@ func decodeResult(m jetstream.Msg) resultMsg {
 }
 
 // tracker follows the results stream live, so the load generator knows
-// which requests are finished.
+// which requests are finished: those with a final result. Non-final events
+// (unknown, needs_review, retry_scheduled) are counted apart.
 type tracker struct {
-	mu    sync.Mutex
-	bySeq map[uint64]int       // request seq -> results seen
-	first map[uint64]time.Time // request seq -> when its first result arrived
-	total int
+	mu      sync.Mutex
+	bySeq   map[uint64]int       // request seq -> final results seen
+	first   map[uint64]time.Time // request seq -> when its first final result arrived
+	total   int
+	interim int // non-final events
 }
 
 func newTracker() *tracker {
@@ -73,6 +78,10 @@ func (t *tracker) add(r resultMsg) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if r.DecodeErr == nil && !r.Result.Outcome.Final() {
+		t.interim++
+		return
+	}
 	if t.bySeq[r.ReqSeq] == 0 {
 		t.first[r.ReqSeq] = now
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/payworker/payworker/messages"
 )
 
 func TestTrackerLatencies(t *testing.T) {
@@ -25,5 +27,17 @@ func TestTrackerLatencies(t *testing.T) {
 	}
 	if got := tr.slowest(pubs, 1); len(got) != 1 {
 		t.Errorf("slowest(1) returned %d", len(got))
+	}
+}
+
+func TestTrackerWaitsForTheFinalResult(t *testing.T) {
+	tr := newTracker()
+	tr.add(resultMsg{ReqSeq: 1, Result: messages.ChargeResult{Outcome: messages.OutcomeUnknown}})
+	if tr.has(1) {
+		t.Fatal("an unknown event finished the request")
+	}
+	tr.add(resultMsg{ReqSeq: 1, Result: messages.ChargeResult{Outcome: messages.OutcomeSucceeded}})
+	if !tr.has(1) || tr.interim != 1 {
+		t.Errorf("has(1) = %v, interim = %d; want true, 1", tr.has(1), tr.interim)
 	}
 }
