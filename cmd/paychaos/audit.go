@@ -49,6 +49,7 @@ type report struct {
 	RetriedDeclines int // declined references tried again at Dintero; must be 0
 	Fence           []fenceRefusal
 	Sessions        sessionReport
+	Tokens          tokenReport
 	Problems        []string
 }
 
@@ -75,6 +76,8 @@ func (r *report) violations() []string {
 		{"session requests with no final result", r.Sessions.NoResult},
 		{"session requests with more than one result", r.Sessions.Extra},
 		{"references with more than one Dintero session", r.Sessions.MultiSession},
+		{"tokens asked again after DO_NOT_RETRY", r.Tokens.AskedAfterBlock},
+		{"tokens declined more often than their budget", r.Tokens.BudgetExceeded},
 	} {
 		if c.n != 0 {
 			v = append(v, c.name)
@@ -241,6 +244,7 @@ func audit(in auditInput) *report {
 		}
 	}
 	auditLoss(in, r)
+	auditTokens(in, r)
 	auditSessions(in.Sessions, r)
 	return r
 }
@@ -253,7 +257,7 @@ func expectedOutcome(m planned, c card, res messages.ChargeResult, origOutcome m
 	if res.Outcome == messages.OutcomeFailed {
 		return true, ""
 	}
-	cardOutcome := messages.OutcomeSucceeded
+	cardOutcome := messages.OutcomeSucceeded // a dunning card's too: it pays in the end
 	if c.declines() {
 		cardOutcome = messages.OutcomeDeclined
 	}
@@ -387,6 +391,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	check("requests left in the work queue (never acked)", r.LeftInQueue)
 	check("declined references tried again at Dintero", r.RetriedDeclines)
 	printSessions(row, check, r)
+	printTokens(row, check, r)
 	check("unexpected process exits", len(ri.Exits))
 	row("results succeeded / declined / failed / rejected",
 		fmt.Sprintf("%d / %d / %d / %d", r.Outcomes[messages.OutcomeSucceeded], r.Outcomes[messages.OutcomeDeclined], r.Outcomes[messages.OutcomeFailed], r.Outcomes[messages.OutcomeRejected]), "")

@@ -32,6 +32,9 @@ type config struct {
 	AckWait         time.Duration
 	DinteroTimeout  time.Duration
 	ResolveSchedule string
+	Dunning         float64
+	BlockedTokens   int
+	BudgetTokens    int
 	MaxDeliver      int
 	MaxInFlight     int
 	WorkerLogLevel  string
@@ -68,6 +71,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&c.DupRate, "dup-rate", 0.05, "fraction of requests published a second time, same body")
 	fs.Float64Var(&c.ConflictRate, "conflict-rate", 0.01, "fraction of references reused with another amount")
 	fs.Float64Var(&c.DeclineRate, "decline-rate", 0.02, "fraction of requests paying with a declining card")
+	fs.Float64Var(&c.Dunning, "dunning", 0.02, "fraction of references asking for dunning (Payworker-Retry-Until), on cards declining softly once or twice before they pay")
+	fs.IntVar(&c.BlockedTokens, "blocked-tokens", 3, "DO_NOT_RETRY tokens shared by 4 references each: only the first may reach Dintero")
+	fs.IntVar(&c.BudgetTokens, "budget-tokens", 1, "insufficient-funds tokens shared by 13 references each: at most 10 may reach Dintero")
 	fs.Float64Var(&c.Sessions, "sessions", 0.02, "customer-initiated session references, as a fraction of -n, each requested twice")
 	fs.IntVar(&c.Workers, "workers", 3, "payworker processes")
 	fs.DurationVar(&c.KillEvery, "kill-every", 2*time.Second, "SIGKILL a random worker this often during the load (0: never)")
@@ -112,6 +118,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("-workers must be positive")
 	case c.DupRate < 0 || c.ConflictRate < 0 || c.DeclineRate < 0 || c.DupRate+c.ConflictRate > 1 || c.DeclineRate > 1:
 		return c, fmt.Errorf("-dup-rate, -conflict-rate and -decline-rate must be fractions (dup + conflict at most 1)")
+	case c.Dunning < 0 || c.Dunning > 1 || c.BlockedTokens < 0 || c.BudgetTokens < 0:
+		return c, fmt.Errorf("-dunning must be a fraction, -blocked-tokens and -budget-tokens not negative")
 	case c.Sessions < 0 || c.Sessions > 1:
 		return c, fmt.Errorf("-sessions must be a fraction of -n")
 	case c.RedisAt >= 1 || c.NATSAt >= 1:
@@ -136,6 +144,7 @@ func (c config) workerEnv() []string {
 		// in flight at SIGTERM can finish.
 		"PAYWORKER_SHUTDOWN_GRACE=" + (c.DinteroTimeout + 5*time.Second).String(),
 		"PAYWORKER_RESOLVE_SCHEDULE=" + c.ResolveSchedule,
+		"PAYWORKER_DUNNING_SCHEDULE=" + dunningSchedule,
 		"LOG_LEVEL=" + c.WorkerLogLevel,
 	}
 	if c.MaxDeliver > 0 {

@@ -350,10 +350,14 @@ func explainRefusals(refusals []dinterotest.Refusal, ledger []dinterotest.Charge
 }
 
 // declinesRetried returns the references with another transaction after a
-// declined one: a card tried again for a reference already declined.
-func declinesRetried(txs []dintero.Transaction) []string {
+// declined one: a card tried again for a reference already declined. The
+// dunning references (which ask for exactly that) are left out.
+func declinesRetried(txs []dintero.Transaction, dunning map[string]bool) []string {
 	byRef := map[string][]dintero.Transaction{}
 	for _, tx := range txs {
+		if dunning[tx.MerchantReference] {
+			continue
+		}
 		byRef[tx.MerchantReference] = append(byRef[tx.MerchantReference], tx)
 	}
 	var out []string
@@ -392,7 +396,13 @@ func collectLoss(ctx context.Context, st *stack.Stack, li *lossInput) error {
 // (a violation) and the fence's refusals, explained.
 func auditLoss(in auditInput, r *report) {
 	li := in.Loss
-	for _, ref := range declinesRetried(li.Transactions) {
+	dunning := map[string]bool{}
+	for _, m := range in.Plan.Msgs {
+		if m.Dunning > 0 {
+			dunning[m.Ref] = true
+		}
+	}
+	for _, ref := range declinesRetried(li.Transactions, dunning) {
 		r.RetriedDeclines++
 		r.problem("declined reference tried again at Dintero: %s", ref)
 	}

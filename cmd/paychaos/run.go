@@ -21,7 +21,8 @@ import (
 // run does one chaos run. It reports whether every check passed; err is
 // for a run that could not be done (build, start, interrupt).
 func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Writer) (ok bool, err error) {
-	pl, err := newPlan(planParams{Seed: c.Seed, Requests: c.Requests, DupRate: c.DupRate, ConflictRate: c.ConflictRate, DeclineRate: c.DeclineRate})
+	pl, err := newPlan(planParams{Seed: c.Seed, Requests: c.Requests, DupRate: c.DupRate, ConflictRate: c.ConflictRate, DeclineRate: c.DeclineRate,
+		DunningRate: c.Dunning, BlockedTokens: c.BlockedTokens, BudgetTokens: c.BudgetTokens})
 	if err != nil {
 		return false, err
 	}
@@ -66,6 +67,9 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 			ErrorRate: c.ErrorRate, RateLimitRate: c.RateLimitRate, RetryAfter: c.RetryAfter,
 			TimeoutAfterChargeRate: c.TimeoutChargeRate, HangLimit: c.HangLimit,
 			Seed: c.Seed,
+			// Soft declines ask to be retried soon, so dunning ends within
+			// the run.
+			RetryAfterDelay: time.Second,
 		},
 		WorkerEnv: c.workerEnv(),
 		Logger:    log,
