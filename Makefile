@@ -38,6 +38,13 @@ redis-server:
 chaos: redis-server
 	$(GO) run ./cmd/paychaos
 
+## chaos-cluster: the chaos run on a three-node NATS JetStream cluster (R3 streams) and Redis with Sentinel:
+## SIGKILLs the leaders of the requests stream, the consumer and the results stream, and the Redis primary,
+## besides the workers; CHAOS_REQUESTS=2000 make chaos-cluster is the short run
+.PHONY: chaos-cluster
+chaos-cluster: redis-server
+	$(GO) run ./cmd/paychaos -cluster $(CHAOS_FLAGS)
+
 ## bench: measure payworker end to end (real nats-server, redis-server, the sandbox and one worker, each
 ## in its own process) against a naive worker and raw JetStream, and check the targets; medians of
 ## BENCH_RUNS=5 runs of BENCH_REQUESTS=50000; BENCH_REQUESTS=5000 BENCH_RUNS=1 make bench is the quick run,

@@ -45,6 +45,8 @@ type config struct {
 	MaxProblems        int
 	LogLevel           slog.Level
 	ExtraWorkerEnvList string
+
+	Cluster clusterConfig // -cluster and its flags, in cluster_config.go
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -90,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxProblems, "max-problems", 40, "problem details printed")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "level of paychaos' own log (stderr and events.log)")
 	fs.StringVar(&c.ExtraWorkerEnvList, "worker-env", "", "extra worker settings, KEY=VALUE,KEY=VALUE")
+	c.Cluster.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -107,6 +110,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("-dup-rate, -conflict-rate and -decline-rate must be fractions (dup + conflict at most 1)")
 	case c.RedisAt >= 1 || c.NATSAt >= 1:
 		return c, fmt.Errorf("-redis-restart-at and -nats-restart-at are fractions of the load time, below 1")
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return c, err
 	}
 	if c.Rate == 0 {
 		c.Rate = max(10, float64(c.Requests)/100)
