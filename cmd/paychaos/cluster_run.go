@@ -141,6 +141,7 @@ func runCluster(ctx context.Context, stopSignals func(), c config, stdout, stder
 		cfp.RedisPrimaryAt = -1
 	}
 	loadStart := time.Now()
+	stalls := watchStalls(ctx, js, tr, pub, cfp.Consumer, cc.StallAfter, log)
 	var fl *clusterFaultLog
 	var faultWG sync.WaitGroup
 	faultWG.Go(func() { fl = injectClusterFaults(ctx, st, js, cfp, log) })
@@ -152,7 +153,6 @@ func runCluster(ctx context.Context, stopSignals func(), c config, stdout, stder
 	}
 	log.Info("load published", "messages", len(pub.published()), "took", loadTime.Round(time.Millisecond), "held_conflicts", pub.heldBack())
 
-	stalls := watchStalls(ctx, js, tr, pub, cfp.Consumer, cc.StallAfter, log)
 	wall, drained := waitResults(ctx, pub, tr, c.DrainTimeout, loadStart, log)
 	stallLog := stalls()
 	if ctx.Err() != nil {
@@ -260,17 +260,17 @@ type stall struct {
 	Consumer string // the consumer's state then
 }
 
-// watchStalls watches the drain: when no new result arrives for after
-// while results are missing, it records the consumer's state (pending,
-// waiting pulls, ack pending, leader) once per silence. The returned
-// function stops the watch and returns what it saw.
+// watchStalls watches the load and the drain: when no new result arrives
+// for after while results are missing, it records the consumer's state
+// (pending, waiting pulls, ack pending, leader) once per silence. The
+// returned function stops the watch and returns what it saw.
 func watchStalls(ctx context.Context, js jetstream.JetStream, tr *tracker, pub *publisher, consumer string, after time.Duration, log *slog.Logger) func() []stall {
 	ctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
 	var out []stall
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		lastMissing, lastChange := -1, time.Now()
+		lastGot, lastChange := -1, time.Now()
 		reported := false
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
@@ -280,9 +280,10 @@ func watchStalls(ctx context.Context, js jetstream.JetStream, tr *tracker, pub *
 				return
 			case <-tick.C:
 			}
-			missing := tr.missing(pub.seqs())
-			if missing != lastMissing {
-				lastMissing, lastChange, reported = missing, time.Now(), false
+			seqs := pub.seqs()
+			missing := tr.missing(seqs)
+			if got := len(seqs) - missing; got != lastGot {
+				lastGot, lastChange, reported = got, time.Now(), false
 				continue
 			}
 			if missing == 0 || reported || time.Since(lastChange) < after {
