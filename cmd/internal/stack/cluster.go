@@ -107,9 +107,9 @@ cluster {
 `, n.Name, n.Port, n.MonitorPort, n.StoreDir, cluster, n.RoutePort, strings.Join(routes, ", "))
 }
 
-// Start launches every node, then waits until each is healthy (/healthz:
-// JetStream enabled and current, which needs a meta leader, so the nodes
-// are launched before any is waited for).
+// Start launches every node, waits until each is healthy (/healthz), then
+// until every node names the same JetStream meta leader (/jsz), so that
+// the JetStream API answers at once.
 func (c *NATSCluster) Start(ctx context.Context) error {
 	for _, n := range c.Nodes {
 		if err := n.Launch(); err != nil {
@@ -121,7 +121,44 @@ func (c *NATSCluster) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := c.metaLeader(ctx); err == nil {
+			return nil
+		} else if ctx.Err() != nil {
+			return fmt.Errorf("stack: NATS cluster has no meta leader: %w (last: %v)", context.Cause(ctx), err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+}
+
+// metaLeader returns the JetStream meta leader every node names.
+func (c *NATSCluster) metaLeader(ctx context.Context) (string, error) {
+	var leader string
+	for _, n := range c.Nodes {
+		var jsz struct {
+			Meta *struct {
+				Leader string `json:"leader"`
+			} `json:"meta_cluster"`
+		}
+		if err := GetJSON(ctx, n.MonitorURL()+"/jsz", &jsz); err != nil {
+			return "", err
+		}
+		switch {
+		case jsz.Meta == nil || jsz.Meta.Leader == "":
+			return "", fmt.Errorf("%s knows no meta leader", n.Name)
+		case leader != "" && jsz.Meta.Leader != leader:
+			return "", fmt.Errorf("nodes disagree on the meta leader: %s and %s", leader, jsz.Meta.Leader)
+		}
+		leader = jsz.Meta.Leader
+	}
+	return leader, nil
 }
 
 // Stop stops every node; it returns every error.
