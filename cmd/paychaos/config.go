@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/payworker/payworker/cmd/internal/stack"
 )
 
 // config is the command line.
@@ -51,7 +53,8 @@ type config struct {
 	LogLevel           slog.Level
 	ExtraWorkerEnvList string
 
-	Loss lossConfig // FLUSHALL, failover, SIGSTOP (loss.go)
+	Loss    lossConfig    // FLUSHALL, failover, SIGSTOP (loss.go)
+	Cluster clusterConfig // -cluster and its flags, in cluster_config.go
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -103,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "level of paychaos' own log (stderr and events.log)")
 	fs.StringVar(&c.ExtraWorkerEnvList, "worker-env", "", "extra worker settings, KEY=VALUE,KEY=VALUE")
 	c.Loss.flags(fs)
+	c.Cluster.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -128,10 +132,32 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := c.Loss.validate(); err != nil {
 		return c, err
 	}
+	if err := c.Cluster.validate(); err != nil {
+		return c, err
+	}
 	if c.Rate == 0 {
 		c.Rate = max(10, float64(c.Requests)/100)
 	}
 	return c, nil
+}
+
+// planParams returns the knobs of the load.
+func (c config) planParams() planParams {
+	return planParams{Seed: c.Seed, Requests: c.Requests, DupRate: c.DupRate, ConflictRate: c.ConflictRate, DeclineRate: c.DeclineRate,
+		DunningRate: c.Dunning, BlockedTokens: c.BlockedTokens, BudgetTokens: c.BudgetTokens}
+}
+
+// sandboxConfig returns the sandbox's faults and settings.
+func (c config) sandboxConfig() stack.SandboxConfig {
+	return stack.SandboxConfig{
+		Latency: c.Latency, LatencyJitter: c.Jitter,
+		ErrorRate: c.ErrorRate, RateLimitRate: c.RateLimitRate, RetryAfter: c.RetryAfter,
+		TimeoutAfterChargeRate: c.TimeoutChargeRate, HangLimit: c.HangLimit,
+		Seed: c.Seed,
+		// Soft declines ask to be retried soon, so dunning ends within the
+		// run.
+		RetryAfterDelay: time.Second,
+	}
 }
 
 // workerEnv returns the settings every worker gets.

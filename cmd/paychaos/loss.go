@@ -385,11 +385,11 @@ type lossInput struct {
 }
 
 // collectLoss reads the sandbox's refusals and transactions.
-func collectLoss(ctx context.Context, st *stack.Stack, li *lossInput) error {
-	if err := stack.GetJSON(ctx, st.Sandbox.AdminURL()+"refusals", &li.Refusals); err != nil {
+func collectLoss(ctx context.Context, sandboxAdmin string, li *lossInput) error {
+	if err := stack.GetJSON(ctx, sandboxAdmin+"refusals", &li.Refusals); err != nil {
 		return err
 	}
-	return stack.GetJSON(ctx, st.Sandbox.AdminURL()+"transactions", &li.Transactions)
+	return stack.GetJSON(ctx, sandboxAdmin+"transactions", &li.Transactions)
 }
 
 // auditLoss adds the loss audit to r: the declined references tried again

@@ -21,8 +21,7 @@ import (
 // run does one chaos run. It reports whether every check passed; err is
 // for a run that could not be done (build, start, interrupt).
 func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Writer) (ok bool, err error) {
-	pl, err := newPlan(planParams{Seed: c.Seed, Requests: c.Requests, DupRate: c.DupRate, ConflictRate: c.ConflictRate, DeclineRate: c.DeclineRate,
-		DunningRate: c.Dunning, BlockedTokens: c.BlockedTokens, BudgetTokens: c.BudgetTokens})
+	pl, err := newPlan(c.planParams())
 	if err != nil {
 		return false, err
 	}
@@ -59,18 +58,10 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		return false, err
 	}
 	st, err := stack.Start(ctx, stack.Options{
-		Binaries: bin,
-		Dir:      dir,
-		Workers:  c.Workers,
-		Sandbox: stack.SandboxConfig{
-			Latency: c.Latency, LatencyJitter: c.Jitter,
-			ErrorRate: c.ErrorRate, RateLimitRate: c.RateLimitRate, RetryAfter: c.RetryAfter,
-			TimeoutAfterChargeRate: c.TimeoutChargeRate, HangLimit: c.HangLimit,
-			Seed: c.Seed,
-			// Soft declines ask to be retried soon, so dunning ends within
-			// the run.
-			RetryAfterDelay: time.Second,
-		},
+		Binaries:  bin,
+		Dir:       dir,
+		Workers:   c.Workers,
+		Sandbox:   c.sandboxConfig(),
 		WorkerEnv: c.workerEnv(),
 		Logger:    log,
 	})
@@ -164,7 +155,7 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second}
-	if err := collectLoss(actx, st, &in.Loss); err != nil {
+	if err := collectLoss(actx, st.Sandbox.AdminURL(), &in.Loss); err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	in.Sessions.Published = sl.published()
