@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -348,13 +349,18 @@ func mergeTLS(fromURL, files *tls.Config) *tls.Config {
 }
 
 // scrub removes c's passwords from a message (go-redis's parse errors can
-// quote query parameters).
+// quote query parameters), and the password of any URL in it (a URL that
+// does not parse still has one).
 func (c Config) scrub(msg string) string {
 	for _, s := range c.secrets() {
 		msg = strings.ReplaceAll(msg, s, redacted)
 	}
-	return msg
+	return userinfo.ReplaceAllString(msg, "${1}"+redacted+"@")
 }
+
+// userinfo matches the user information of a URL in a message: its
+// password, after the colon, is replaced.
+var userinfo = regexp.MustCompile(`(://[^:/@\s"]*:)[^@\s"/]*@`)
 
 func (c Config) secrets() []string {
 	var out []string

@@ -108,7 +108,7 @@ func TestIssue12Item10ShutdownGraceCoversDinteroTimeout(t *testing.T) {
 				env[e.Name] = e.Value
 			}
 		}
-		cfg, err := LoadConfig(nil, i12Env(env), io.Discard)
+		cfg, err := LoadConfig(nil, i12Env(mounted(env)), io.Discard)
 		if err != nil {
 			t.Fatalf("the Deployment's settings do not load: %v", err)
 		}
