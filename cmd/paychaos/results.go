@@ -78,7 +78,9 @@ func (t *tracker) add(r resultMsg) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r.DecodeErr == nil && !r.Result.Outcome.Final() {
+	// A session request's created result is its answer here: the
+	// customer never opens the page.
+	if r.DecodeErr == nil && !r.Result.Outcome.Final() && !isSessionResult(r.Subject) {
 		t.interim++
 		return
 	}
