@@ -54,6 +54,7 @@ type config struct {
 	ExtraWorkerEnvList string
 
 	Loss    lossConfig    // FLUSHALL, failover, SIGSTOP (loss.go)
+	Outage  outageConfig  // a long Dintero outage (outage.go)
 	Cluster clusterConfig // -cluster and its flags, in cluster_config.go
 }
 
@@ -106,6 +107,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "level of paychaos' own log (stderr and events.log)")
 	fs.StringVar(&c.ExtraWorkerEnvList, "worker-env", "", "extra worker settings, KEY=VALUE,KEY=VALUE")
 	c.Loss.flags(fs)
+	c.Outage.flags(fs)
 	c.Cluster.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -130,6 +132,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("-redis-restart-at and -nats-restart-at are fractions of the load time, below 1")
 	}
 	if err := c.Loss.validate(); err != nil {
+		return c, err
+	}
+	if err := c.Outage.validate(); err != nil {
 		return c, err
 	}
 	if err := c.Cluster.validate(); err != nil {

@@ -124,6 +124,8 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	var faultWG sync.WaitGroup
 	faultWG.Go(func() { fl = injectFaults(ctx, st, fp, log) })
 	faultWG.Go(func() { injectLoss(ctx, st, c.lossPlan(loadDur), loadStart, ll, log) })
+	var ol *outageLog
+	faultWG.Go(func() { ol = startOutage(ctx, st.Sandbox.AdminURL(), c.Outage, at(c.Outage.At), loadStart, log) })
 	var sessErr error
 	faultWG.Go(func() { sessErr = sl.run(ctx, loadStart) })
 	err = pub.runSchedule(ctx)
@@ -175,9 +177,9 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		Seed: c.Seed, Planned: len(pl.Msgs), Rate: c.Rate, LoadTime: loadTime, Wall: wall,
 		Faults: fl, Exits: exits, PublishRetr: retries, Counters: counters,
 		Latencies: tr.latencies(in.Published), Slowest: describeSlow(pl, tr.slowest(in.Published, 5)),
-		Loss: ll,
+		Loss: ll, Outage: ol,
 	}, c.MaxProblems)
-	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0 && len(ll.Errors) == 0
+	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0 && len(ll.Errors) == 0 && ol.Err == nil
 	if ok {
 		fmt.Fprintln(stdout, "\nPASS")
 	} else {
