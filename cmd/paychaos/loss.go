@@ -406,7 +406,14 @@ func auditLoss(in auditInput, r *report) {
 		r.RetriedDeclines++
 		r.problem("declined reference tried again at Dintero: %s", ref)
 	}
-	r.Fence = explainRefusals(li.Refusals, in.Ledger, li.Events, li.Window)
+	// A declined transaction fences its reference as a charge does.
+	tried := slices.Clone(in.Ledger)
+	for _, tx := range li.Transactions {
+		if dintero.Declined(tx.Status) {
+			tried = append(tried, dinterotest.Charge{TransactionID: tx.ID, MerchantReference: tx.MerchantReference, CreatedAt: tx.CreatedAt})
+		}
+	}
+	r.Fence = explainRefusals(li.Refusals, tried, li.Events, li.Window)
 }
 
 // printLoss writes the loss rows of the table.

@@ -144,6 +144,9 @@ func newPlan(p planParams) (plan, error) {
 		token := tokenFor(m.Card, rng)
 		if r, ok := reuse[i]; ok {
 			m.Card, m.Group, token, m.Dunning = r.card, r.group, r.token, r.dunning
+			if r.product != "" {
+				m.Product = r.product
+			}
 		}
 		m.Token = token
 		body, err := chargeBody(m, m.Amount, token)

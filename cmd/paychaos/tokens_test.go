@@ -34,7 +34,7 @@ func TestPlanSharesTokensAndAsksForDunning(t *testing.T) {
 			if groups[m.Group] == nil {
 				groups[m.Group] = map[string]bool{}
 			}
-			groups[m.Group][m.Token] = true
+			groups[m.Group][m.Product+" "+m.Token] = true
 			if !strings.Contains(string(m.Body), m.Token) {
 				t.Errorf("%s: body does not carry the group's token", m.Ref)
 			}
@@ -48,7 +48,7 @@ func TestPlanSharesTokensAndAsksForDunning(t *testing.T) {
 	}
 	for g, tokens := range groups {
 		if len(tokens) != 1 {
-			t.Errorf("group %s uses %d tokens, want one", g, len(tokens))
+			t.Errorf("group %s uses %d provider and token pairs, want one: %v", g, len(tokens), tokens)
 		}
 	}
 	if _, err := newPlan(planParams{Seed: 3, Requests: 10, BudgetTokens: 1}); err == nil {
@@ -97,6 +97,9 @@ func TestAuditTokens(t *testing.T) {
 		{name: "asked again after a FLUSHALL", pl: group("blocked-0", "a", "b"),
 			txs:    []dintero.Transaction{tx("a", dintero.StatusDeclined, 0), tx("b", dintero.StatusDeclined, 30)},
 			events: []lossEvent{{Kind: lossFlush, At: t0.Add(10 * time.Second)}}, explnd: 1},
+		{name: "asked again after a re-block", pl: group("blocked-0", "a", "b", "c"),
+			txs:    []dintero.Transaction{tx("a", dintero.StatusDeclined, 0), tx("b", dintero.StatusDeclined, 30), tx("c", dintero.StatusDeclined, 60)},
+			events: []lossEvent{{Kind: lossFlush, At: t0.Add(10 * time.Second)}}, explnd: 1, asked: 1},
 		{name: "budget kept", pl: group("budget-0", within...), txs: withinTx},
 		{name: "budget exceeded", pl: group("budget-0", over...), txs: overTx, exceeded: 1},
 		{name: "budget exceeded after a failover", pl: group("budget-0", over...), txs: overTx,
