@@ -28,7 +28,7 @@ func (c *clusterConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.On, "cluster", false, "clustered run: a NATS JetStream cluster with replicated streams, Redis with Sentinel (make chaos-cluster)")
 	fs.IntVar(&c.NATSNodes, "nats-nodes", 3, "cluster: nats-server processes")
 	fs.IntVar(&c.Replicas, "replicas", 3, "cluster: replicas of the streams and the consumer (PAYWORKER_STREAM_REPLICAS)")
-	fs.BoolVar(&c.SkipSetup, "skip-setup", true, "cluster: create the streams and the consumer here and run the workers with PAYWORKER_SKIP_SETUP=true")
+	fs.BoolVar(&c.SkipSetup, "skip-setup", false, "cluster: create the streams and the consumer here and run the workers with PAYWORKER_SKIP_SETUP=true (default: the workers create them, with PAYWORKER_STREAM_REPLICAS)")
 	fs.BoolVar(&c.RedisDirect, "redis-direct", false, "cluster: give the workers the Redis primary's URL instead of the Sentinel URL, and do not kill the primary (for workers that cannot read a Sentinel URL)")
 	fs.Float64Var(&c.RequestsLeaderAt, "kill-requests-leader-at", 0.15, "cluster: SIGKILL the node leading the requests stream at this fraction of the load time (<0: never)")
 	fs.Float64Var(&c.RedisPrimaryAt, "kill-redis-primary-at", 0.35, "cluster: SIGKILL the Redis primary at this fraction of the load time (<0: never)")

@@ -13,7 +13,7 @@ func TestParseClusterConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := c.Cluster
-	if !cc.On || cc.NATSNodes != 3 || cc.Replicas != 3 || !cc.SkipSetup || cc.RedisDirect ||
+	if !cc.On || cc.NATSNodes != 3 || cc.Replicas != 3 || cc.SkipSetup || cc.RedisDirect ||
 		cc.ConsumerLeaderAt != 0.3 || cc.NodeDown != 2*time.Second || cc.RequestsLeaderAt != 0.15 {
 		t.Errorf("cluster config %+v", cc)
 	}
