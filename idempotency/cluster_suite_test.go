@@ -35,6 +35,7 @@ func TestStoreSuiteOnRedisCluster(t *testing.T) {
 			t.Run("ScriptFlush", func(t *testing.T) { testScriptFlush(t, b) })
 			t.Run("Values", func(t *testing.T) { testValues(t, b) })
 			t.Run("CorruptRecord", func(t *testing.T) { testCorruptRecord(t, b) })
+			t.Run("FailedResultKept", func(t *testing.T) { testFailedResultKept(t, b) })
 		})
 	}
 }
