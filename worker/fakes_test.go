@@ -90,6 +90,11 @@ func (s *fakeStore) Park(context.Context, idempotency.Key, string, uint64) error
 	return nil
 }
 
+func (s *fakeStore) Unpark(context.Context, idempotency.Key, string) error {
+	s.record("unpark")
+	return nil
+}
+
 func (s *fakeStore) Lease() time.Duration {
 	if s.lease == 0 {
 		return 30 * time.Second
