@@ -382,6 +382,9 @@ type lossInput struct {
 	// Window is how long a call may be on its way after SIGCONT or after a
 	// fault that lost the record of a charge in flight (explainRefusals).
 	Window time.Duration
+	// OutageFrom and OutageUntil bound the Dintero outage, if any: its
+	// answers were lost, so what Dintero said then reached nobody.
+	OutageFrom, OutageUntil time.Time
 }
 
 // collectLoss reads the sandbox's refusals and transactions.

@@ -90,19 +90,27 @@ func startOutage(ctx context.Context, sandboxAdmin string, c outageConfig, at ti
 	return ol
 }
 
-// chargedButFailed returns the references Dintero charged whose final
-// result says failed: the lie issue 14 forbids ("failed" means Dintero
-// holds no charge for the reference).
+// chargedButFailed returns the references whose failed result was
+// published while Dintero held a charge for them: the lie issue 14 forbids
+// ("failed" means Dintero holds no charge for the reference). A charge made
+// after the failed result, by another request the failure re-opened the
+// reference for, is no lie (that request has its own result).
 func chargedButFailed(in auditInput) []string {
-	charged := map[string]bool{}
+	first := map[string]time.Time{}
 	for _, c := range in.Ledger {
-		charged[c.MerchantReference] = true
+		if t, ok := first[c.MerchantReference]; !ok || c.CreatedAt.Before(t) {
+			first[c.MerchantReference] = c.CreatedAt
+		}
 	}
 	var out []string
 	seen := map[string]bool{}
 	for _, res := range in.Results {
 		ref := res.Result.MerchantReference
-		if res.DecodeErr == nil && res.Result.Outcome == messages.OutcomeFailed && charged[ref] && !seen[ref] {
+		charged, ok := first[ref]
+		if res.DecodeErr != nil || res.Result.Outcome != messages.OutcomeFailed || !ok || seen[ref] {
+			continue
+		}
+		if res.At.IsZero() || charged.Before(res.At) {
 			seen[ref] = true
 			out = append(out, ref)
 		}

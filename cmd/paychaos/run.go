@@ -156,7 +156,8 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	if err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
-	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second}
+	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second,
+		OutageFrom: ol.From, OutageUntil: ol.Until}
 	if err := collectLoss(actx, st.Sandbox.AdminURL(), &in.Loss); err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}

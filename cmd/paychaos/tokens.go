@@ -208,7 +208,11 @@ func auditBlocked(g string, txs []dintero.Transaction, li lossInput, r *report) 
 	var blockedAt time.Time
 	for _, tx := range txs {
 		if !blockedAt.IsZero() && tx.CreatedAt.After(blockedAt.Add(li.Window)) {
-			if e, ok := lostBetween(li.Events, blockedAt, tx.CreatedAt, li.Window); ok {
+			if !li.OutageFrom.IsZero() && !blockedAt.Before(li.OutageFrom) && blockedAt.Before(li.OutageUntil) {
+				r.Tokens.Explained++
+				r.problem("token of %s asked again for %s at %s after its DO_NOT_RETRY at %s: explained, that answer was lost in the Dintero outage",
+					g, tx.MerchantReference, tx.CreatedAt.Format("15:04:05.000"), blockedAt.Format("15:04:05.000"))
+			} else if e, ok := lostBetween(li.Events, blockedAt, tx.CreatedAt, li.Window); ok {
 				r.Tokens.Explained++
 				r.problem("token of %s asked again for %s at %s after its DO_NOT_RETRY at %s: explained, the block was lost by the %s",
 					g, tx.MerchantReference, tx.CreatedAt.Format("15:04:05.000"), blockedAt.Format("15:04:05.000"), e)
