@@ -91,10 +91,10 @@ func lifeCycle(ctx context.Context, s *idempotency.Store, ref string, seq uint64
 	key := idempotency.ChargeKey(ref)
 	c, err := s.Claim(ctx, key, "fp", seq)
 	if err != nil || c.State != idempotency.StateNew {
-		return fmt.Errorf("%s: first Claim = %v, %v", ref, c.State, err)
+		return fmt.Errorf("%s: first Claim = %v, %w", ref, c.State, err)
 	}
 	if c2, err := s.Claim(ctx, key, "fp", seq); err != nil || c2.State != idempotency.StateInProgress {
-		return fmt.Errorf("%s: second Claim = %v, %v", ref, c2.State, err)
+		return fmt.Errorf("%s: second Claim = %v, %w", ref, c2.State, err)
 	}
 	if err := s.Extend(ctx, key, c.Token); err != nil {
 		return fmt.Errorf("%s: Extend: %w", ref, err)
@@ -104,14 +104,14 @@ func lifeCycle(ctx context.Context, s *idempotency.Store, ref string, seq uint64
 	}
 	r, err := s.Claim(ctx, key, "fp", seq)
 	if err != nil || r.State != idempotency.StateRecovered {
-		return fmt.Errorf("%s: Claim after a maybe-sent release = %v, %v; want recovered", ref, r.State, err)
+		return fmt.Errorf("%s: Claim after a maybe-sent release = %v, %w; want recovered", ref, r.State, err)
 	}
 	if err := s.Park(ctx, key, r.Token, seq); err != nil {
 		return fmt.Errorf("%s: Park: %w", ref, err)
 	}
 	p, err := s.Claim(ctx, key, "fp", seq+1)
 	if err != nil || p.State != idempotency.StateParked || p.Sequence != seq {
-		return fmt.Errorf("%s: Claim of a parked record = %+v, %v; want parked under seq %d", ref, p, err, seq)
+		return fmt.Errorf("%s: Claim of a parked record = %+v, %w; want parked under seq %d", ref, p, err, seq)
 	}
 	result := []byte(`{"outcome":"succeeded","merchant_reference":"` + ref + `"}`)
 	if err := s.Complete(ctx, key, p.Token, seq, result, false); err != nil {
@@ -119,10 +119,10 @@ func lifeCycle(ctx context.Context, s *idempotency.Store, ref string, seq uint64
 	}
 	done, err := s.Claim(ctx, key, "fp", seq+1000)
 	if err != nil || done.State != idempotency.StateCompleted || string(done.Result) != string(result) || done.Sequence != seq {
-		return fmt.Errorf("%s: Claim after Complete = %+v, %v", ref, done, err)
+		return fmt.Errorf("%s: Claim after Complete = %+v, %w", ref, done, err)
 	}
 	if cf, err := s.Claim(ctx, key, "other-fp", seq); err != nil || cf.State != idempotency.StateConflict {
-		return fmt.Errorf("%s: conflicting Claim = %v, %v", ref, cf.State, err)
+		return fmt.Errorf("%s: conflicting Claim = %v, %w", ref, cf.State, err)
 	}
 	if _, err := s.Get(ctx, key); err != nil {
 		return fmt.Errorf("%s: Get: %w", ref, err)
@@ -131,24 +131,24 @@ func lifeCycle(ctx context.Context, s *idempotency.Store, ref string, seq uint64
 		return fmt.Errorf("%s: MarkDelivery: %w", ref, err)
 	}
 	if seen, err := s.DeliveryHandled(ctx, "delivery-"+ref); err != nil || !seen {
-		return fmt.Errorf("%s: DeliveryHandled = %v, %v", ref, seen, err)
+		return fmt.Errorf("%s: DeliveryHandled = %v, %w", ref, seen, err)
 	}
 	hash := "hash-" + ref
 	limits := []idempotency.TokenLimit{{Window: time.Hour, Max: 1}}
 	if v, err := s.TokenAcquire(ctx, hash, "a1", limits); err != nil || !v.Allowed() {
-		return fmt.Errorf("%s: first TokenAcquire = %+v, %v", ref, v, err)
+		return fmt.Errorf("%s: first TokenAcquire = %+v, %w", ref, v, err)
 	}
 	if v, err := s.TokenAcquire(ctx, hash, "a2", limits); err != nil || !v.LimitReached {
-		return fmt.Errorf("%s: TokenAcquire over the limit = %+v, %v", ref, v, err)
+		return fmt.Errorf("%s: TokenAcquire over the limit = %+v, %w", ref, v, err)
 	}
 	if err := s.TokenBlock(ctx, hash, "DO_NOT_RETRY"); err != nil {
 		return fmt.Errorf("%s: TokenBlock: %w", ref, err)
 	}
 	if v, err := s.TokenAcquire(ctx, hash, "a3", nil); err != nil || !v.Blocked {
-		return fmt.Errorf("%s: TokenAcquire of a blocked token = %+v, %v", ref, v, err)
+		return fmt.Errorf("%s: TokenAcquire of a blocked token = %+v, %w", ref, v, err)
 	}
 	if ok, err := s.TokenUnblock(ctx, hash); err != nil || !ok {
-		return fmt.Errorf("%s: TokenUnblock = %v, %v", ref, ok, err)
+		return fmt.Errorf("%s: TokenUnblock = %v, %w", ref, ok, err)
 	}
 	return nil
 }

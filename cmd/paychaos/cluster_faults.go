@@ -164,7 +164,7 @@ func retry[T any](ctx context.Context, f func(context.Context) (T, error)) (T, e
 		}
 		select {
 		case <-ctx.Done():
-			return v, fmt.Errorf("%w (last: %v)", context.Cause(ctx), err)
+			return v, fmt.Errorf("%w (last: %w)", context.Cause(ctx), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

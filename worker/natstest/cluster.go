@@ -184,7 +184,7 @@ func poll(ctx context.Context, what string, f func() error) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("natstest: %s: %w (last: %v)", what, context.Cause(ctx), err)
+			return fmt.Errorf("natstest: %s: %w (last: %w)", what, context.Cause(ctx), err)
 		case <-tick.C:
 		}
 	}

@@ -120,7 +120,7 @@ func runWorker(ctx context.Context, w *worker.Worker, log *slog.Logger) error {
 		started := time.Now()
 		err := w.Run(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // cancelled: a clean stop, whatever Run said on the way out
 		}
 		if errors.Is(err, worker.ErrConfig) {
 			return err

@@ -129,7 +129,7 @@ func (c *NATSCluster) Start(ctx context.Context) error {
 		if _, err := c.metaLeader(ctx); err == nil {
 			return nil
 		} else if ctx.Err() != nil {
-			return fmt.Errorf("stack: NATS cluster has no meta leader: %w (last: %v)", context.Cause(ctx), err)
+			return fmt.Errorf("stack: NATS cluster has no meta leader: %w (last: %w)", context.Cause(ctx), err)
 		}
 		select {
 		case <-ctx.Done():
@@ -333,7 +333,7 @@ func WaitReplicated(ctx context.Context, js jetstream.JetStream, consumer string
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("stack: not replicated: %w (last: %v)", context.Cause(ctx), err)
+			return fmt.Errorf("stack: not replicated: %w (last: %w)", context.Cause(ctx), err)
 		case <-tick.C:
 		}
 	}
