@@ -62,23 +62,23 @@ func (s *sessionRequest) key() idempotency.Key {
 // well. Only a remembered session is ever answered.
 //
 // Deliveries of one reference can still each make a session at Dintero:
-// one paused past its lease while another took over, or one whose answer
+// one paused past its lease while another took over, one killed after
+// Dintero made its session while Redis lost its claim, one whose answer
 // was lost (a timeout, a reset, a 5xx after Dintero made it). Every session
-// but the remembered one is cancelled (sweep): by the delivery that made
-// it and learnt it lost, by one that cannot tell whether it made one, and
-// by one that took over a claim whose earlier owner may have made one.
+// but the remembered one is cancelled: by the delivery that made it and
+// learnt it lost, and by a sweep of the reference's sessions at Dintero
+// whenever a delivery answers here (a claim that is new may be one whose
+// record Redis lost, so even a new one cannot tell that no session was
+// made before; requests answered from their record never get here).
 func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decision {
 	ref := s.req.Order.MerchantReference
-	recovered := d.claim.State == idempotency.StateRecovered
 	prev, err := w.sessions.find(ctx, ref)
 	if err != nil {
 		return retry("sessions", fmt.Errorf("looking up the sessions created: %w", err))
 	}
 	if prev != nil {
 		d.log.Info("a session was created for this reference before; answering with it", "session_id", prev.Result.SessionID)
-		if recovered {
-			s.sweep(ctx, w, d, prev.Result.SessionID)
-		}
+		s.sweep(ctx, w, d, prev.Result.SessionID)
 		return s.answer(prev, d)
 	}
 	body := s.body
@@ -115,9 +115,7 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 	if lost && s.cancel(ctx, w, d, created.ID) {
 		done = append(done, created.ID)
 	}
-	if lost || recovered {
-		s.sweep(ctx, w, d, first.Result.SessionID, done...)
-	}
+	s.sweep(ctx, w, d, first.Result.SessionID, done...)
 	return s.answer(first, d)
 }
 
@@ -151,9 +149,9 @@ func (s *sessionRequest) refused(ctx context.Context, w *Worker, d *delivery, er
 	case dintero.KindUnknownOutcome:
 		// Dintero may hold a session whose id this delivery never learns.
 		// When another delivery's session is remembered, that one is the
-		// answer and any other is cancelled; otherwise the next delivery
-		// takes the claim as recovered, and cancels this one's once it has
-		// made and remembered its own.
+		// answer and any other is cancelled; otherwise a later delivery
+		// (the claim recovered) makes and remembers one, and its sweep
+		// cancels this one's.
 		prev, ferr := w.sessions.find(ctx, s.req.Order.MerchantReference)
 		if ferr == nil && prev != nil {
 			d.log.Info("a session was remembered for this reference while this one's creation went unanswered; answering with it",

@@ -23,45 +23,66 @@ import (
 	"github.com/payworker/payworker/worker"
 )
 
-// sessionHold forwards to the sandbox. The first session creation reaches
-// the sandbox at once (the session is made), but its answer is held until
-// answer sends it or resets the connection, as a worker paused with the
-// answer unread, or an answer lost on the way, would have it. Later ones
-// pass, in case the worker behind the hold takes the next message too
-// before it stops pulling.
+// sessionHold forwards to the sandbox and holds the first session
+// creation until answer ends it: either the creation reaches the sandbox
+// at once and only its answer is held (as for a worker paused with the
+// answer unread, or killed), or the request itself is held and reaches
+// the sandbox when answer is called (as for a worker paused between its
+// fence and the write). answer sends the answer, or resets the connection
+// (an answer lost on the way). Later creations pass, in case the worker
+// behind the hold takes the next message too before it stops pulling.
 type sessionHold struct {
-	URL  string
-	made chan string // the id of the session made and held
-	end  chan bool   // true: send the answer; false: reset the connection
-	once sync.Once
-	held atomic.Bool
+	URL     string
+	before  bool          // hold the request, not only its answer
+	arrived chan struct{} // closed when the first creation arrives
+	made    chan string   // the id of the session it made
+	end     chan bool     // true: send the answer; false: reset the connection
+	once    sync.Once
+	held    atomic.Bool
 }
 
-func holdSessions(t *testing.T, sandboxURL string) *sessionHold {
+func holdSessions(t *testing.T, sandboxURL string, before bool) *sessionHold {
 	t.Helper()
 	target, err := url.Parse(sandboxURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	h := &sessionHold{made: make(chan string, 1), end: make(chan bool)}
+	h := &sessionHold{before: before, arrived: make(chan struct{}), made: make(chan string, 1), end: make(chan bool)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/sessions-profile" || h.held.Swap(true) {
 			proxy.ServeHTTP(w, r)
 			return
+		}
+		close(h.arrived)
+		wait := func() (send, ok bool) {
+			select {
+			case send := <-h.end:
+				return send, true
+			case <-r.Context().Done():
+				return false, false
+			}
+		}
+		send := true
+		if h.before {
+			var ok bool
+			if send, ok = wait(); !ok {
+				return
+			}
 		}
 		rec := httptest.NewRecorder()
 		proxy.ServeHTTP(rec, r.WithContext(context.WithoutCancel(r.Context())))
 		var sc dintero.SessionCreated
 		_ = json.Unmarshal(rec.Body.Bytes(), &sc)
 		h.made <- sc.ID
-		select {
-		case send := <-h.end:
-			if !send {
-				panic(http.ErrAbortHandler)
+		if !h.before {
+			var ok bool
+			if send, ok = wait(); !ok {
+				return
 			}
-		case <-r.Context().Done():
-			return
+		}
+		if !send {
+			panic(http.ErrAbortHandler)
 		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
@@ -75,7 +96,17 @@ func holdSessions(t *testing.T, sandboxURL string) *sessionHold {
 	return h
 }
 
-// session waits for the session made and held.
+// waitArrived waits for the first creation to reach the hold.
+func (h *sessionHold) waitArrived(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session creation reached the hold")
+	}
+}
+
+// session waits for the id of the session the held creation made.
 func (h *sessionHold) session(t *testing.T) string {
 	t.Helper()
 	select {
@@ -85,13 +116,14 @@ func (h *sessionHold) session(t *testing.T) string {
 		}
 		return id
 	case <-time.After(10 * time.Second):
-		t.Fatal("no session creation reached the hold")
+		t.Fatal("the held creation made no session")
 	}
 	return ""
 }
 
 // answer ends the held creation: its answer is sent (true) or its
-// connection reset (false).
+// connection reset (false); when the request itself was held, it reaches
+// the sandbox first.
 func (h *sessionHold) answer(t *testing.T, send bool) {
 	t.Helper()
 	select {
@@ -177,30 +209,32 @@ func assertAnsweredWith(t *testing.T, got []messages.SessionResult, id string) {
 	}
 }
 
-// The loser learns its session's id: worker A's session is made, and its
-// answer held, while Redis loses A's claim; worker B makes and remembers
-// its own for the publisher's retry; then A's answer arrives. A answers
+// The loser learns its session's id: worker A passes its fence and is
+// paused before its creation is written, while Redis loses A's claim;
+// worker B makes and remembers its own session for the publisher's retry;
+// then A resumes: Dintero makes A's session and A hears back. A answers
 // with B's session and cancels its own.
 func TestSessionRaceLoserCancelsItsSession(t *testing.T) {
 	e := newEnv(t)
-	hold := holdSessions(t, e.sandbox.URL())
+	hold := holdSessions(t, e.sandbox.URL(), true)
 	stopA := e.startSlowWorker(e.store(), e.clientAt(hold.URL, 30*time.Second))
 	const ref = "race-loser"
 	body := i12SessionBody(ref, messages.ProductBamboraCreditcard, dinterotest.TokenAuthorized+"1", 500, "")
 	i12PublishSession(e, body)
-	mine := hold.session(t)
+	hold.waitArrived(t)
 	go stopA()
-	i12FlushRedis(e) // B's claim is new: B has no reason to look at Dintero
+	i12FlushRedis(e)
 
 	e.startWorker(e.store(), e.client(5*time.Second))
 	i12PublishSession(e, body)
 	winner := e.waitSessionResults(ref, 1, 10*time.Second)[0]
-	if winner.SessionID == "" || winner.SessionID == mine {
-		t.Fatalf("worker B answered %+v; want a session of its own", winner)
+	if winner.Outcome != messages.OutcomeCreated || winner.SessionID == "" {
+		t.Fatalf("worker B answered %+v; want created", winner)
 	}
-	waitSessionStates(t, e, ref, map[string]string{mine: dinterotest.SessionOpen, winner.SessionID: dinterotest.SessionOpen}, 5*time.Second)
+	waitSessionStates(t, e, ref, map[string]string{winner.SessionID: dinterotest.SessionOpen}, 5*time.Second)
 
-	hold.answer(t, true) // A learns its session's id
+	hold.answer(t, true) // A resumes: its session is made, and A learns its id
+	mine := hold.session(t)
 	got := e.waitSessionResults(ref, 2, 10*time.Second)
 	assertAnsweredWith(t, got, winner.SessionID)
 	waitSessionStates(t, e, ref, map[string]string{mine: dinterotest.SessionCancelled, winner.SessionID: dinterotest.SessionOpen}, 5*time.Second)
@@ -210,30 +244,29 @@ func TestSessionRaceLoserCancelsItsSession(t *testing.T) {
 	e.assertNoMoreSessionResults(ref, 2, 300*time.Millisecond)
 }
 
-// The loser never learns its session's id (the chaos run's
-// chaos-1-s00006): as above, but A's connection is reset instead of
-// answered, after B remembered its session. A cannot tell whether Dintero
-// made one; it answers with B's and cancels every other session of the
-// reference.
+// The loser never learns its session's id: as above, but A's answer is
+// lost. A cannot tell whether Dintero made a session; it answers with B's
+// and cancels every other session of the reference.
 func TestSessionRaceUnansweredLoserSweeps(t *testing.T) {
 	e := newEnv(t)
-	hold := holdSessions(t, e.sandbox.URL())
+	hold := holdSessions(t, e.sandbox.URL(), true)
 	stopA := e.startSlowWorker(e.store(), e.clientAt(hold.URL, 30*time.Second))
 	const ref = "race-unanswered"
 	body := i12SessionBody(ref, messages.ProductPayExCreditcard, dinterotest.TokenAuthorized+"1", 700, "")
 	i12PublishSession(e, body)
-	mine := hold.session(t)
+	hold.waitArrived(t)
 	go stopA()
 	i12FlushRedis(e)
 
 	e.startWorker(e.store(), e.client(5*time.Second))
 	i12PublishSession(e, body)
 	winner := e.waitSessionResults(ref, 1, 10*time.Second)[0]
-	if winner.SessionID == "" || winner.SessionID == mine {
-		t.Fatalf("worker B answered %+v; want a session of its own", winner)
+	if winner.Outcome != messages.OutcomeCreated || winner.SessionID == "" {
+		t.Fatalf("worker B answered %+v; want created", winner)
 	}
 
-	hold.answer(t, false) // A's answer is lost
+	hold.answer(t, false) // A's session is made, its answer lost
+	mine := hold.session(t)
 	got := e.waitSessionResults(ref, 2, 10*time.Second)
 	assertAnsweredWith(t, got, winner.SessionID)
 	waitSessionStates(t, e, ref, map[string]string{mine: dinterotest.SessionCancelled, winner.SessionID: dinterotest.SessionOpen}, 5*time.Second)
@@ -243,13 +276,14 @@ func TestSessionRaceUnansweredLoserSweeps(t *testing.T) {
 	e.assertNoMoreSessionResults(ref, 2, 300*time.Millisecond)
 }
 
-// The worker that takes over cleans up: A is paused past its lease (its
-// renewals do not reach Redis) with its session made and the answer
-// unread; B takes the claim over as recovered, makes and remembers its own
-// session, and cancels A's before A resumes. A's answer is then lost.
+// The worker that takes over cleans up (the chaos run's chaos-1-s00006):
+// A is paused past its lease (its renewals do not reach Redis) with its
+// session made and the answer unread; B takes the claim over, makes and
+// remembers its own session, and cancels A's before A resumes. A's answer
+// is then lost.
 func TestSessionRacePausedPastLeaseSweptByTakeover(t *testing.T) {
 	e := newEnv(t)
-	hold := holdSessions(t, e.sandbox.URL())
+	hold := holdSessions(t, e.sandbox.URL(), false)
 	paused := &i12FrozenLease{Store: e.store(), resumed: make(chan struct{})}
 	stopA := e.startSlowWorker(paused, e.clientAt(hold.URL, 30*time.Second))
 	const ref = "race-paused"
@@ -273,6 +307,33 @@ func TestSessionRacePausedPastLeaseSweptByTakeover(t *testing.T) {
 	assertAnsweredWith(t, got, winner.SessionID)
 	waitSessionStates(t, e, ref, map[string]string{mine: dinterotest.SessionCancelled, winner.SessionID: dinterotest.SessionOpen}, time.Second)
 	e.assertNoMoreSessionResults(ref, 2, 300*time.Millisecond)
+}
+
+// A new claim cleans up too (the chaos run's chaos-1-s00009): A's session
+// is made and A never hears back (killed, as far as anyone can tell), and
+// Redis loses A's claim. B's claim on the publisher's retry is new, yet B
+// cancels A's session: Redis cannot say that nobody made one before.
+func TestSessionRaceRedisLostCreatorGoneSweptByNewClaim(t *testing.T) {
+	e := newEnv(t)
+	hold := holdSessions(t, e.sandbox.URL(), false)
+	stopA := e.startSlowWorker(e.store(), e.clientAt(hold.URL, 30*time.Second))
+	const ref = "race-creator-gone"
+	body := i12SessionBody(ref, messages.ProductBamboraCreditcard, dinterotest.TokenAuthorized+"1", 1100, "")
+	i12PublishSession(e, body)
+	mine := hold.session(t)
+	go stopA()
+	i12FlushRedis(e)
+
+	e.startWorker(e.store(), e.client(5*time.Second))
+	i12PublishSession(e, body)
+	winner := e.waitSessionResults(ref, 1, 10*time.Second)[0]
+	if winner.SessionID == "" || winner.SessionID == mine {
+		t.Fatalf("worker B answered %+v; want a session of its own", winner)
+	}
+	waitSessionStates(t, e, ref, map[string]string{mine: dinterotest.SessionCancelled, winner.SessionID: dinterotest.SessionOpen}, 5*time.Second)
+
+	hold.answer(t, false) // let A finish
+	assertAnsweredWith(t, e.waitSessionResults(ref, 2, 15*time.Second), winner.SessionID)
 }
 
 // In an outage Dintero makes each session asked for and the answers are
