@@ -73,6 +73,21 @@ redis-server:
 chaos: redis-server
 	$(GO) run ./cmd/paychaos
 
+## chaos-outage: the chaos run with a 60 s Dintero outage at 30 % of the load (charges made, answers lost,
+## lookups failing; longer than the whole delivery backoff), with the short settings of issue 14:
+## no charged reference may end failed; CHAOS_REQUESTS=1000 make chaos-outage is the short run
+.PHONY: chaos-outage
+chaos-outage: redis-server
+	$(GO) run ./cmd/paychaos -outage-at 0.3 -outage-for 60s -max-deliver 3 -ack-wait 2s \
+		-resolve-schedule 5s,10s,20s,40s,40s,40s $(CHAOS_FLAGS)
+
+## chaos-cluster: the chaos run on a three-node NATS JetStream cluster (R3 streams) and Redis with Sentinel:
+## SIGKILLs the leaders of the requests stream, the consumer and the results stream, and the Redis primary,
+## besides the workers; CHAOS_REQUESTS=2000 make chaos-cluster is the short run
+.PHONY: chaos-cluster
+chaos-cluster: redis-server
+	$(GO) run ./cmd/paychaos -cluster $(CHAOS_FLAGS)
+
 ## bench: measure payworker end to end (real nats-server, redis-server, the sandbox and the workers, each
 ## in its own process) against a naive worker and raw JetStream, and check the targets: a-c (one worker),
 ## d (Dintero's rate limit, 3 workers), e (latency added, open loop), f (1-3 workers), g (10,000 in

@@ -21,6 +21,9 @@ package idempotency
 //	maybe_sent     "1" if released by an owner that may have sent the charge
 //	parked         "1" while the outcome is unknown and being resolved
 //	updated_ms     server time in ms of the last change
+//	done:<seq>     the re-openable (failed) result of request seq, kept when
+//	               a later request re-opens the record: a redelivery of
+//	               seq is answered with it, never charged again
 
 // claimSrc: KEYS[1] record key; ARGV[1] fingerprint, ARGV[2] caller token,
 // ARGV[3] seq, ARGV[4] lease ms, ARGV[5] retention ms.
@@ -57,6 +60,12 @@ if not f[1] then
 end
 local attempts = tonumber(f[5]) or 0
 local seq = f[6] or '0'
+-- A request whose failed result was stored keeps it, even after a later
+-- request re-opened the record: it is answered, never charged again.
+local done = redis.call('HGET', key, 'done:' .. ARGV[3])
+if done then
+  return {2, attempts, ARGV[3], 0, done}
+end
 if f[1] ~= ARGV[1] then
   return {5, attempts, seq, 0, ''}
 end
@@ -127,13 +136,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', key, 'state', 'completed', 'seq', ARGV[2], 'result', ARGV[3], 'reopen', ARGV[4],
   'maybe_sent', '0', 'parked', '0', 'lease_until_ms', '0', 'updated_ms', string.format('%.0f', now))
+if ARGV[4] == '1' then
+  -- Re-openable (failed): a later request may charge the reference, and
+  -- this one must still find its own result.
+  redis.call('HSET', key, 'done:' .. ARGV[2], ARGV[3])
+end
 redis.call('PEXPIRE', key, ARGV[5])
 return 1
 `
 
 // releaseSrc: KEYS[1] record key; ARGV[1] token, ARGV[2] maybe_sent
-// ("0"/"1"), ARGV[3] retention ms. Reply: 1 released (or already released by
-// this token), 0 not the owner.
+// ("0"/"1"), ARGV[3] retention ms, ARGV[4] unpark ("1": clear the parked
+// mark). Reply: 1 released (or already released by this token), 0 not the
+// owner.
 const releaseSrc = `
 local key = KEYS[1]
 local f = redis.call('HMGET', key, 'state', 'token')
@@ -150,6 +165,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', key, 'state', 'released', 'maybe_sent', ARGV[2], 'lease_until_ms', '0',
   'updated_ms', string.format('%.0f', now))
+if ARGV[4] == '1' then
+  redis.call('HSET', key, 'parked', '0')
+end
 redis.call('PEXPIRE', key, ARGV[3])
 return 1
 `

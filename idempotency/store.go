@@ -296,8 +296,23 @@ func (s *Store) Release(ctx context.Context, key Key, token string, maybeSent bo
 	if err != nil {
 		return err
 	}
+	return s.release(ctx, rk, key, token, maybeSent, false)
+}
+
+// Unpark releases the caller's claim of a parked record whose outcome is
+// known now and holds nothing in flight (a dunning attempt Dintero
+// declined), and clears the parked mark: the next claim may charge again.
+func (s *Store) Unpark(ctx context.Context, key Key, token string) error {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return err
+	}
+	return s.release(ctx, rk, key, token, false, true)
+}
+
+func (s *Store) release(ctx context.Context, rk string, key Key, token string, maybeSent, unpark bool) error {
 	n, err := s.releaseScript.Run(ctx, s.rdb, []string{rk},
-		token, boolArg(maybeSent), s.retentionMS).Int64()
+		token, boolArg(maybeSent), s.retentionMS, boolArg(unpark)).Int64()
 	if err != nil {
 		return fmt.Errorf("idempotency: release %q: %w", key, err)
 	}

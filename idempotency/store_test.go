@@ -138,7 +138,48 @@ func TestStore(t *testing.T) {
 			t.Run("ScriptFlush", func(t *testing.T) { testScriptFlush(t, b) })
 			t.Run("Values", func(t *testing.T) { testValues(t, b) })
 			t.Run("CorruptRecord", func(t *testing.T) { testCorruptRecord(t, b) })
+			t.Run("FailedResultKept", func(t *testing.T) { testFailedResultKept(t, b) })
 		})
+	}
+}
+
+// testFailedResultKept: request 1 ends failed (re-openable); request 2, a
+// duplicate, re-opens the record and charges; request 1 delivered again
+// (its ack was lost) is answered with its own failed result, never claimed
+// for a charge, whether request 2 is still charging or done, and whatever
+// body request 2 carried.
+func testFailedResultKept(t *testing.T, b backend) {
+	ctx := context.Background()
+	s := newStore(t, b, Options{})
+	key := ChargeKey("kept")
+	first := mustOwn(t, s, "kept", "fp", 1)
+	failed := []byte(`{"outcome":"failed"}`)
+	if err := s.Complete(ctx, key, first.Token, 1, failed, true); err != nil {
+		t.Fatal(err)
+	}
+	second := mustClaim(t, s, "kept", "fp", 2)
+	if second.State != StateRecovered {
+		t.Fatalf("request 2's claim of a failed record = %v, want recovered (re-opened)", second.State)
+	}
+	check := func(when string) {
+		t.Helper()
+		again := mustClaim(t, s, "kept", "fp", 1)
+		if again.State != StateCompleted || string(again.Result) != string(failed) || again.Sequence != 1 {
+			t.Errorf("%s: request 1 again = %+v, want completed with its failed result under seq 1", when, again)
+		}
+	}
+	check("while request 2 charges")
+	if err := s.Complete(ctx, key, second.Token, 2, []byte(`{"outcome":"succeeded"}`), false); err != nil {
+		t.Fatal(err)
+	}
+	check("after request 2 succeeded")
+	if c := mustClaim(t, s, "kept", "fp", 3); c.State != StateCompleted || c.Sequence != 2 {
+		t.Errorf("request 3 = %+v, want request 2's completed result", c)
+	}
+	// A request that failed for good keeps its own answer even against a
+	// body that now conflicts.
+	if again, err := s.Claim(ctx, key, "other-fp", 1); err != nil || again.State != StateCompleted {
+		t.Errorf("request 1 again with another fingerprint = %+v, %v; want its completed result", again, err)
 	}
 }
 

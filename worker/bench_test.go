@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -25,7 +24,7 @@ func BenchmarkPipeline(b *testing.B) {
 	e.rdb = redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr, PoolSize: 256})
 	b.Cleanup(func() { _ = e.rdb.Close() })
 	e.cfg.MaxInFlight = 256
-	e.cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	e.cfg.Logger = slog.New(slog.DiscardHandler)
 	e.startWorker(e.store(), e.client(5*time.Second))
 	bodies := make([][]byte, b.N)
 	for i := range bodies {

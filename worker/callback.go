@@ -91,7 +91,7 @@ func (c CallbackConfig) Validate() error {
 		}
 	}
 	if c.Tolerance < 0 {
-		errs = append(errs, fmt.Errorf("Tolerance must not be negative, got %s", c.Tolerance))
+		errs = append(errs, fmt.Errorf("tolerance must not be negative, got %s", c.Tolerance))
 	}
 	return errors.Join(errs...)
 }

@@ -147,7 +147,7 @@ func (w *Worker) lookupCharge(ctx context.Context, d *delivery, c *chargeRequest
 		// A dunning attempt: the declines of the attempts before it are
 		// why it is made, not its answer.
 		txs = slices.DeleteFunc(txs, func(tx dintero.Transaction) bool {
-			return dintero.Declined(tx.Status) && tx.CreatedAt.Before(d.copyAt)
+			return dintero.Declined(tx.Status) && tx.CreatedAt.Before(d.attemptSince())
 		})
 	}
 	tx, pick := pickTransaction(txs)
@@ -167,6 +167,7 @@ func (w *Worker) lookupCharge(ctx context.Context, d *delivery, c *chargeRequest
 		return unsure("verify", err), true
 	}
 	if same && pick == pickDeclined {
+		w.blockLearned(ctx, d, c, tx)
 		return w.dun(d, c, tx), true
 	}
 	if !same {

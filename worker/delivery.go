@@ -30,6 +30,7 @@ type delivery struct {
 	retryUntil time.Time
 	attempt    int
 	copyAt     time.Time
+	since      time.Time // HeaderAttemptSince, when set (dunning.go)
 
 	req   request         // the decoded request, nil until decoded
 	key   idempotency.Key // the request's record, once decoded

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/payworker/payworker/dintero"
+	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
 )
 
@@ -34,6 +35,11 @@ import (
 // the attempt it is (2 for the first retry).
 const HeaderAttempt = "Payworker-Attempt"
 
+// HeaderAttemptSince, on the parked copy of a dunning attempt, is when the
+// attempt began: the declines Dintero holds from before it belong to the
+// attempts before.
+const HeaderAttemptSince = "Payworker-Attempt-Since"
+
 // DefaultDunningSchedule is the default Config.DunningSchedule: attempts on
 // days 1, 3, 5 and 7 after the first decline.
 func DefaultDunningSchedule() []time.Duration {
@@ -49,6 +55,18 @@ func readDunning(d *delivery, h nats.Header) {
 	if n, err := strconv.Atoi(h.Get(HeaderAttempt)); err == nil && n > 1 {
 		d.attempt = n
 	}
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderAttemptSince)); err == nil {
+		d.since = t
+	}
+}
+
+// attemptSince is when d's dunning attempt began: its copy's arrival, or,
+// for the parked copy of an attempt, the arrival of the attempt's own copy.
+func (d *delivery) attemptSince() time.Time {
+	if !d.since.IsZero() {
+		return d.since
+	}
+	return d.copyAt
 }
 
 // softDecline reports whether a decline may be retried later: Dintero says
@@ -72,8 +90,13 @@ func (w *Worker) dun(d *delivery, c *chargeRequest, tx *dintero.Transaction) dec
 		return final
 	}
 	next := w.now().Add(w.cfg.DunningSchedule[d.attempt-1])
-	if e := tx.LastError(); e != nil && e.RetryPolicy != nil && e.RetryPolicy.RetryAfter != nil && e.RetryPolicy.RetryAfter.After(w.now()) {
+	if e := tx.LastError(); e != nil && e.RetryPolicy != nil && e.RetryPolicy.RetryAfter != nil {
+		// Dintero's time, even when it has passed (an attempt resolved
+		// late): then the next attempt is due now.
 		next = *e.RetryPolicy.RetryAfter
+		if soon := w.now().Add(time.Second); next.Before(soon) {
+			next = soon
+		}
 	}
 	if next.After(d.retryUntil) {
 		d.log.Info("soft decline past the dunning deadline: final", "retry_until", d.retryUntil, "next_attempt_at", next)
@@ -95,7 +118,15 @@ func (w *Worker) dun(d *delivery, c *chargeRequest, tx *dintero.Transaction) dec
 // acked.
 func (w *Worker) scheduleAttempt(ctx context.Context, d *delivery, dec decision) bool {
 	if d.owned {
-		if err := w.store.Release(ctx, d.key, d.claim.Token, false); err != nil {
+		release := w.store.Release
+		if d.claim.State == idempotency.StateParked {
+			// A parked attempt turned out declined: the next one may
+			// charge.
+			release = func(ctx context.Context, key idempotency.Key, token string, _ bool) error {
+				return w.store.Unpark(ctx, key, token)
+			}
+		}
+		if err := release(ctx, d.key, d.claim.Token, false); err != nil {
 			d.log.Warn("could not release the claim; its lease will run out", "err", err)
 		}
 	}

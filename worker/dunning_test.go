@@ -85,3 +85,48 @@ func TestDunningOnlyWhenAskedAndInTime(t *testing.T) {
 		t.Fatalf("hard decline with dunning: %+v, want declined", r)
 	}
 }
+
+// Issue 14 and 15 together: a dunning attempt whose answer is lost in an
+// outage (Dintero declined it again) is parked as that attempt, and once
+// Dintero answers it is resolved as that attempt: its own decline, not the
+// first attempt's, decides, and the dunning goes on to the attempt that
+// pays. One final result.
+func TestDunningAttemptParkedResolvesAsThatAttempt(t *testing.T) {
+	e := newEnvWith(t, dinterotest.Options{Seed: 1, RetryAfterDelay: 2 * time.Second})
+	e.cfg.MaxDeliver = 3
+	e.cfg.ResolveSchedule = []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second}
+	e.cfg.ReviewEvery = 2 * time.Second
+	withGovernor(e)
+	gw := &outageGateway{Gateway: e.client(time.Second)}
+	e.startWorker(e.store(), gw)
+	const ref = "dunning-parked"
+	body := chargeBody(ref, messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.SoftDeclineToken(2, "p"), 100)
+	e.publishWithHeader(body, messages.HeaderRetryUntil, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+
+	if first := e.waitResults(ref, 1, 10*time.Second)[0]; first.Outcome != messages.OutcomeRetryScheduled || first.Attempt != 1 {
+		t.Fatalf("first event %+v; want retry_scheduled for attempt 1", first)
+	}
+	gw.down.Store(true) // attempt 2 reaches Dintero, its answer is lost
+	if second := e.waitResults(ref, 2, 20*time.Second)[1]; second.Outcome != messages.OutcomeUnknown || second.Attempt != 2 {
+		t.Fatalf("second event %+v; want unknown for attempt 2", second)
+	}
+	gw.down.Store(false)
+
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(e.logs.String())
+		}
+	})
+	got := e.waitResults(ref, 4, 30*time.Second)
+	want := []messages.Outcome{messages.OutcomeRetryScheduled, messages.OutcomeUnknown, messages.OutcomeRetryScheduled, messages.OutcomeSucceeded}
+	if !slices.Equal(outcomes(got), want) {
+		t.Fatalf("events %v; want %v", outcomes(got), want)
+	}
+	if got[2].Attempt != 2 || got[3].Attempt != 3 {
+		t.Errorf("retry_scheduled for attempt %d, succeeded at attempt %d; want 2 and 3", got[2].Attempt, got[3].Attempt)
+	}
+	e.assertNoMoreResults(ref, 4, 3*time.Second)
+	if n := e.ledgerFor(ref); n != 1 {
+		t.Fatalf("ledger %d authorizations for %s, want 1", n, ref)
+	}
+}

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -87,6 +85,11 @@ func (s *fakeStore) Forget(context.Context, idempotency.Key, string) error {
 
 func (s *fakeStore) Park(context.Context, idempotency.Key, string, uint64) error {
 	s.record("park")
+	return nil
+}
+
+func (s *fakeStore) Unpark(context.Context, idempotency.Key, string) error {
+	s.record("unpark")
 	return nil
 }
 
@@ -239,7 +242,7 @@ func (m *fakeMsg) ops() []string {
 func newTestWorker(store *fakeStore, gw *fakeGateway, js *fakeJS) *Worker {
 	w, err := New(js, store, gw, Config{
 		MaxInFlight: 4, MaxDeliver: 3, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		panic(err)
@@ -270,5 +273,3 @@ func declined(ref string, retryCode string, after *time.Time) *dintero.Transacti
 			RetryPolicy: &dintero.RetryPolicy{RetryCodes: []string{retryCode}, RetryAfter: after}}}}
 	return tx
 }
-
-var errNetwork = errors.New("connection reset by peer")

@@ -148,6 +148,25 @@ func (w *Worker) settleToken(ctx context.Context, d *delivery, t *ticket, tx *di
 	}
 }
 
+// blockLearned blocks the charge's token for a hard decline learned by a
+// lookup rather than from the pay call's answer (the answer was lost: a
+// timeout, a crash, an outage), as settleToken does for one answered.
+func (w *Worker) blockLearned(ctx context.Context, d *delivery, c *chargeRequest, tx *dintero.Transaction) {
+	reason := hardDecline(tx.LastError())
+	if w.cfg.Tokens == nil || w.cfg.DisableQuarantine || reason == "" {
+		return
+	}
+	provider, token := c.token()
+	if token == "" {
+		return
+	}
+	hash := TokenHash(w.cfg.TokenKey, provider, token)
+	d.log.Info("card token blocked after a decline no retry can fix (found by lookup)", "token_hash", hash[:16], "reason", reason)
+	if err := w.cfg.Tokens.TokenBlock(ctx, hash, reason); err != nil {
+		d.log.Warn("token governor: could not block the token", "err", err)
+	}
+}
+
 // hardDecline returns why a decline blocks its token (DO_NOT_RETRY, or a
 // decline type of HardDeclines), or "".
 func hardDecline(e *dintero.EventError) string {

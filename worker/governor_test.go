@@ -84,3 +84,31 @@ func TestAttemptBudgetPerToken(t *testing.T) {
 		t.Fatalf("the 11th attempt was sent (%d pay calls)", got-pays)
 	}
 }
+
+// Issues 14 and 15: a DO_NOT_RETRY decline whose answer was lost (an
+// outage) is learned by the lookup that resolves the parked charge, and
+// blocks the token like an answered one: a later reference with the token
+// is declined token_blocked without calling Dintero.
+func TestBlockLearnedByLookup(t *testing.T) {
+	e, gw := newOutageEnv(t)
+	withGovernor(e)
+	e.startWorker(e.store(), gw)
+	token := dinterotest.TokenDoNotRetry + "lost"
+	e.publish(chargeBody("lost-decline", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+	if r := e.waitResults("lost-decline", 1, 15*time.Second)[0]; r.Outcome != messages.OutcomeUnknown {
+		t.Fatalf("first event %+v, want unknown (the decline's answer was lost)", r)
+	}
+	gw.down.Store(false)
+	if r := e.waitResults("lost-decline", 2, 20*time.Second)[1]; r.Outcome != messages.OutcomeDeclined {
+		t.Fatalf("resolved as %+v, want declined", r)
+	}
+	pays := e.sandbox.Counters().PayRequests
+	e.publish(chargeBody("after", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+	r := e.waitResults("after", 1, 10*time.Second)[0]
+	if r.Outcome != messages.OutcomeDeclined || r.Error == nil || r.Error.Code != messages.CodeTokenBlocked {
+		t.Fatalf("a later reference with the token: %+v, want declined/token_blocked", r)
+	}
+	if got := e.sandbox.Counters().PayRequests; got != pays {
+		t.Fatalf("%d pay calls for the blocked token, want 0", got-pays)
+	}
+}

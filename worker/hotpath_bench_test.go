@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -31,7 +30,7 @@ import (
 func BenchmarkProcessCharge(b *testing.B) {
 	js := &benchJS{}
 	w, err := New(js, &benchStore{}, &benchGateway{}, Config{
-		Logger:  slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:  slog.New(slog.DiscardHandler),
 		Metrics: NewMetrics(prometheus.NewRegistry()),
 	})
 	if err != nil {

@@ -62,7 +62,14 @@ func (w *Worker) park(ctx context.Context, d *delivery, dec decision) bool {
 		}
 	}
 	subject := ScheduleSubject(d.kind.name, d.key.Ref, d.seq)
-	if err := w.schedule(ctx, d, subject, next, nats.Header{HeaderResolveStep: {strconv.Itoa(step)}}); err != nil {
+	extra := nats.Header{HeaderResolveStep: {strconv.Itoa(step)}}
+	if d.attempt > 1 {
+		// A dunning attempt is resolved as that attempt: the declines
+		// before it are not its answer.
+		extra.Set(HeaderAttempt, strconv.Itoa(d.attempt))
+		extra.Set(HeaderAttemptSince, d.attemptSince().UTC().Format(time.RFC3339Nano))
+	}
+	if err := w.schedule(ctx, d, subject, next, extra); err != nil {
 		d.log.Warn("could not park the request; retrying later", "err", err)
 		w.nak(d, "park", w.retryDelay(d.delivered))
 		return false
@@ -103,6 +110,10 @@ func (w *Worker) resolveCharge(ctx context.Context, d *delivery, c *chargeReques
 	}
 	dec, found := w.lookupCharge(ctx, d, c)
 	switch {
+	case found && dec.result == nil && !dec.retryAt.IsZero():
+		// A dunning attempt Dintero declined softly: the dunning goes on.
+		w.m.resolved(messages.OutcomeRetryScheduled, d.origin.step)
+		return dec
 	case found && dec.result != nil:
 		if d.origin.resolveAs != "" {
 			d.log.Warn("Dintero shows a transaction: the operator's verdict is not applied",

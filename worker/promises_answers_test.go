@@ -243,7 +243,12 @@ func TestIssue12Item7SkipSetupRefusesUnsafeConsumer(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- w.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-done })
+			t.Cleanup(func() {
+				cancel()
+				if err := <-done; err != nil && !errors.Is(err, worker.ErrConfig) {
+					t.Errorf("Run: %v", err)
+				}
+			})
 			select {
 			case err = <-done:
 				done <- err // for the cleanup

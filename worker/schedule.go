@@ -114,6 +114,10 @@ func readOrigin(d *delivery, h nats.Header) {
 func (w *Worker) schedule(ctx context.Context, d *delivery, subject string, at time.Time, extra nats.Header) error {
 	m := nats.NewMsg(subject)
 	m.Data = d.msg.Data()
+	if !d.retryUntil.IsZero() {
+		// A dunning request stays one across its copies.
+		m.Header.Set(messages.HeaderRetryUntil, d.retryUntil.UTC().Format(time.RFC3339))
+	}
 	for k, v := range extra {
 		m.Header[k] = v
 	}

@@ -24,6 +24,7 @@ type Store interface {
 	Release(ctx context.Context, key idempotency.Key, token string, maybeSent bool) error
 	Forget(ctx context.Context, key idempotency.Key, token string) error
 	Park(ctx context.Context, key idempotency.Key, token string, seq uint64) error
+	Unpark(ctx context.Context, key idempotency.Key, token string) error
 	// Lease is how long a claim stays exclusive without Extend.
 	Lease() time.Duration
 }

@@ -47,8 +47,10 @@ type report struct {
 	HeldBack        int // conflicts not sent (their original had no result)
 	LeftInQueue     int // requests never acked; must be 0
 	RetriedDeclines int // declined references tried again at Dintero; must be 0
+	ChargedFailed   int // references Dintero charged whose result says failed; must be 0
 	Fence           []fenceRefusal
 	Sessions        sessionReport
+	Tokens          tokenReport
 	Problems        []string
 }
 
@@ -72,10 +74,13 @@ func (r *report) violations() []string {
 		{"conflicts never sent", r.HeldBack},
 		{"requests left in the work queue", r.LeftInQueue},
 		{"declined references tried again", r.RetriedDeclines},
+		{"charged references answered failed", r.ChargedFailed},
 		{"session requests with no final result", r.Sessions.NoResult},
 		{"session requests with more than one result", r.Sessions.Extra},
 		{"references with more than one live Dintero session", r.Sessions.MultiSession},
 		{"session requests answered with a cancelled session", r.Sessions.AnsweredCancelled},
+		{"tokens asked again after DO_NOT_RETRY", r.Tokens.AskedAfterBlock},
+		{"tokens declined more often than their budget", r.Tokens.BudgetExceeded},
 	} {
 		if c.n != 0 {
 			v = append(v, c.name)
@@ -241,7 +246,12 @@ func audit(in auditInput) *report {
 			r.problem("wrong outcome: %s %s (request seq %d): got %s%s, want %s", m.Kind, m.Ref, s, res.Outcome, errCode(res), want)
 		}
 	}
+	for _, ref := range chargedButFailed(in) {
+		r.ChargedFailed++
+		r.problem("Dintero charged %s, and its result says failed", ref)
+	}
 	auditLoss(in, r)
+	auditTokens(in, r)
 	auditSessions(in.Sessions, r)
 	return r
 }
@@ -254,7 +264,7 @@ func expectedOutcome(m planned, c card, res messages.ChargeResult, origOutcome m
 	if res.Outcome == messages.OutcomeFailed {
 		return true, ""
 	}
-	cardOutcome := messages.OutcomeSucceeded
+	cardOutcome := messages.OutcomeSucceeded // a dunning card's too: it pays in the end
 	if c.declines() {
 		cardOutcome = messages.OutcomeDeclined
 	}
@@ -358,6 +368,7 @@ type runInfo struct {
 	Latencies   []time.Duration // publish to first result, sorted
 	Slowest     []string        // the slowest requests, described
 	Loss        *lossLog
+	Outage      *outageLog
 }
 
 // printTable writes the report as a table. maxProblems limits the details.
@@ -387,7 +398,9 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	check("conflicts never sent (original unfinished)", r.HeldBack)
 	check("requests left in the work queue (never acked)", r.LeftInQueue)
 	check("declined references tried again at Dintero", r.RetriedDeclines)
+	check("charged references answered failed", r.ChargedFailed)
 	printSessions(row, check, r)
+	printTokens(row, check, r)
 	check("unexpected process exits", len(ri.Exits))
 	row("results succeeded / declined / failed / rejected",
 		fmt.Sprintf("%d / %d / %d / %d", r.Outcomes[messages.OutcomeSucceeded], r.Outcomes[messages.OutcomeDeclined], r.Outcomes[messages.OutcomeFailed], r.Outcomes[messages.OutcomeRejected]), "")
@@ -408,6 +421,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 		row("sandbox: sessions created / cancelled / looked up", fmt.Sprintf("%d / %d / %d", c.SessionsCreated, c.SessionsCancelled, c.SessionLists), "")
 	}
 	printLoss(row, r, ri.Loss)
+	printOutage(row, ri.Outage, ri.Counters)
 	if n := len(ri.Latencies); n > 0 {
 		row("publish to result p50 / p99 / max", fmt.Sprintf("%v / %v / %v",
 			percentile(ri.Latencies, 50).Round(time.Millisecond), percentile(ri.Latencies, 99).Round(time.Millisecond), ri.Latencies[n-1].Round(time.Millisecond)), "")

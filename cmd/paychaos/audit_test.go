@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +203,34 @@ func TestAuditLeftInQueue(t *testing.T) {
 	r := audit(in)
 	if r.LeftInQueue != 2 || len(r.violations()) != 1 || r.violations()[0] != "requests left in the work queue" {
 		t.Errorf("LeftInQueue %d, violations %v; want 2 and the work-queue violation", r.LeftInQueue, r.violations())
+	}
+}
+
+func TestAuditChargedButFailed(t *testing.T) {
+	in := auditFixture()
+	in.Results[0].Result.Outcome, in.Results[0].Result.TransactionID = messages.OutcomeFailed, ""
+	r := audit(in)
+	if r.ChargedFailed != 1 || !slices.Contains(r.violations(), "charged references answered failed") {
+		t.Errorf("ChargedFailed %d, violations %v; want 1 and the charged-failed violation", r.ChargedFailed, r.violations())
+	}
+	if r := audit(auditFixture()); r.ChargedFailed != 0 {
+		t.Errorf("clean run: ChargedFailed %d", r.ChargedFailed)
+	}
+}
+
+func TestOutageFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-outage-at", "0.3", "-outage-for", "45s"}, true},
+		{[]string{"-outage-at", "1.2"}, false},
+		{[]string{"-outage-at", "0.3", "-outage-answer", "418"}, false},
+		{[]string{"-outage-at", "0.3", "-outage-refuse-rate", "2"}, false},
+	} {
+		_, err := parseConfig(tc.args, func(string) string { return "" }, io.Discard)
+		if (err == nil) != tc.ok {
+			t.Errorf("parseConfig(%v) = %v, want ok %v", tc.args, err, tc.ok)
+		}
 	}
 }

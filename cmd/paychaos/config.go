@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/payworker/payworker/cmd/internal/stack"
 )
 
 // config is the command line.
@@ -32,6 +34,9 @@ type config struct {
 	AckWait         time.Duration
 	DinteroTimeout  time.Duration
 	ResolveSchedule string
+	Dunning         float64
+	BlockedTokens   int
+	BudgetTokens    int
 	MaxDeliver      int
 	MaxInFlight     int
 	WorkerLogLevel  string
@@ -48,7 +53,9 @@ type config struct {
 	LogLevel           slog.Level
 	ExtraWorkerEnvList string
 
-	Loss lossConfig // FLUSHALL, failover, SIGSTOP (loss.go)
+	Loss    lossConfig    // FLUSHALL, failover, SIGSTOP (loss.go)
+	Outage  outageConfig  // a long Dintero outage (outage.go)
+	Cluster clusterConfig // -cluster and its flags, in cluster_config.go
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -68,6 +75,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&c.DupRate, "dup-rate", 0.05, "fraction of requests published a second time, same body")
 	fs.Float64Var(&c.ConflictRate, "conflict-rate", 0.01, "fraction of references reused with another amount")
 	fs.Float64Var(&c.DeclineRate, "decline-rate", 0.02, "fraction of requests paying with a declining card")
+	fs.Float64Var(&c.Dunning, "dunning", 0.02, "fraction of references asking for dunning (Payworker-Retry-Until), on cards declining softly once or twice before they pay")
+	fs.IntVar(&c.BlockedTokens, "blocked-tokens", 3, "DO_NOT_RETRY tokens shared by 4 references each: only the first may reach Dintero")
+	fs.IntVar(&c.BudgetTokens, "budget-tokens", 1, "insufficient-funds tokens shared by 13 references each: at most 10 may reach Dintero")
 	fs.Float64Var(&c.Sessions, "sessions", 0.02, "customer-initiated session references, as a fraction of -n, each requested twice")
 	fs.IntVar(&c.Workers, "workers", 3, "payworker processes")
 	fs.DurationVar(&c.KillEvery, "kill-every", 2*time.Second, "SIGKILL a random worker this often during the load (0: never)")
@@ -97,6 +107,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "level of paychaos' own log (stderr and events.log)")
 	fs.StringVar(&c.ExtraWorkerEnvList, "worker-env", "", "extra worker settings, KEY=VALUE,KEY=VALUE")
 	c.Loss.flags(fs)
+	c.Outage.flags(fs)
+	c.Cluster.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -112,6 +124,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("-workers must be positive")
 	case c.DupRate < 0 || c.ConflictRate < 0 || c.DeclineRate < 0 || c.DupRate+c.ConflictRate > 1 || c.DeclineRate > 1:
 		return c, fmt.Errorf("-dup-rate, -conflict-rate and -decline-rate must be fractions (dup + conflict at most 1)")
+	case c.Dunning < 0 || c.Dunning > 1 || c.BlockedTokens < 0 || c.BudgetTokens < 0:
+		return c, fmt.Errorf("-dunning must be a fraction, -blocked-tokens and -budget-tokens not negative")
 	case c.Sessions < 0 || c.Sessions > 1:
 		return c, fmt.Errorf("-sessions must be a fraction of -n")
 	case c.RedisAt >= 1 || c.NATSAt >= 1:
@@ -120,10 +134,35 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := c.Loss.validate(); err != nil {
 		return c, err
 	}
+	if err := c.Outage.validate(); err != nil {
+		return c, err
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return c, err
+	}
 	if c.Rate == 0 {
 		c.Rate = max(10, float64(c.Requests)/100)
 	}
 	return c, nil
+}
+
+// planParams returns the knobs of the load.
+func (c config) planParams() planParams {
+	return planParams{Seed: c.Seed, Requests: c.Requests, DupRate: c.DupRate, ConflictRate: c.ConflictRate, DeclineRate: c.DeclineRate,
+		DunningRate: c.Dunning, BlockedTokens: c.BlockedTokens, BudgetTokens: c.BudgetTokens}
+}
+
+// sandboxConfig returns the sandbox's faults and settings.
+func (c config) sandboxConfig() stack.SandboxConfig {
+	return stack.SandboxConfig{
+		Latency: c.Latency, LatencyJitter: c.Jitter,
+		ErrorRate: c.ErrorRate, RateLimitRate: c.RateLimitRate, RetryAfter: c.RetryAfter,
+		TimeoutAfterChargeRate: c.TimeoutChargeRate, HangLimit: c.HangLimit,
+		Seed: c.Seed,
+		// Soft declines ask to be retried soon, so dunning ends within the
+		// run.
+		RetryAfterDelay: time.Second,
+	}
 }
 
 // workerEnv returns the settings every worker gets.
@@ -136,6 +175,7 @@ func (c config) workerEnv() []string {
 		// in flight at SIGTERM can finish.
 		"PAYWORKER_SHUTDOWN_GRACE=" + (c.DinteroTimeout + 5*time.Second).String(),
 		"PAYWORKER_RESOLVE_SCHEDULE=" + c.ResolveSchedule,
+		"PAYWORKER_DUNNING_SCHEDULE=" + dunningSchedule,
 		"LOG_LEVEL=" + c.WorkerLogLevel,
 	}
 	if c.MaxDeliver > 0 {

@@ -147,7 +147,11 @@ func (p *publisher) publish(ctx context.Context, m planned) error {
 	retries := 0
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		ack, err := publish.ChargeBody(pctx, p.js, m.Body, m.MsgID)
+		var opts []publish.Option
+		if m.Dunning > 0 {
+			opts = append(opts, publish.RetryUntil(time.Now().Add(dunningWindow)))
+		}
+		ack, err := publish.ChargeBody(pctx, p.js, m.Body, m.MsgID, opts...)
 		cancel()
 		if err == nil {
 			p.mu.Lock()

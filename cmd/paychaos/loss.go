@@ -350,10 +350,14 @@ func explainRefusals(refusals []dinterotest.Refusal, ledger []dinterotest.Charge
 }
 
 // declinesRetried returns the references with another transaction after a
-// declined one: a card tried again for a reference already declined.
-func declinesRetried(txs []dintero.Transaction) []string {
+// declined one: a card tried again for a reference already declined. The
+// dunning references (which ask for exactly that) are left out.
+func declinesRetried(txs []dintero.Transaction, dunning map[string]bool) []string {
 	byRef := map[string][]dintero.Transaction{}
 	for _, tx := range txs {
+		if dunning[tx.MerchantReference] {
+			continue
+		}
 		byRef[tx.MerchantReference] = append(byRef[tx.MerchantReference], tx)
 	}
 	var out []string
@@ -378,25 +382,41 @@ type lossInput struct {
 	// Window is how long a call may be on its way after SIGCONT or after a
 	// fault that lost the record of a charge in flight (explainRefusals).
 	Window time.Duration
+	// OutageFrom and OutageUntil bound the Dintero outage, if any: its
+	// answers were lost, so what Dintero said then reached nobody.
+	OutageFrom, OutageUntil time.Time
 }
 
 // collectLoss reads the sandbox's refusals and transactions.
-func collectLoss(ctx context.Context, st *stack.Stack, li *lossInput) error {
-	if err := stack.GetJSON(ctx, st.Sandbox.AdminURL()+"refusals", &li.Refusals); err != nil {
+func collectLoss(ctx context.Context, sandboxAdmin string, li *lossInput) error {
+	if err := stack.GetJSON(ctx, sandboxAdmin+"refusals", &li.Refusals); err != nil {
 		return err
 	}
-	return stack.GetJSON(ctx, st.Sandbox.AdminURL()+"transactions", &li.Transactions)
+	return stack.GetJSON(ctx, sandboxAdmin+"transactions", &li.Transactions)
 }
 
 // auditLoss adds the loss audit to r: the declined references tried again
 // (a violation) and the fence's refusals, explained.
 func auditLoss(in auditInput, r *report) {
 	li := in.Loss
-	for _, ref := range declinesRetried(li.Transactions) {
+	dunning := map[string]bool{}
+	for _, m := range in.Plan.Msgs {
+		if m.Dunning > 0 {
+			dunning[m.Ref] = true
+		}
+	}
+	for _, ref := range declinesRetried(li.Transactions, dunning) {
 		r.RetriedDeclines++
 		r.problem("declined reference tried again at Dintero: %s", ref)
 	}
-	r.Fence = explainRefusals(li.Refusals, in.Ledger, li.Events, li.Window)
+	// A declined transaction fences its reference as a charge does.
+	tried := slices.Clone(in.Ledger)
+	for _, tx := range li.Transactions {
+		if dintero.Declined(tx.Status) {
+			tried = append(tried, dinterotest.Charge{TransactionID: tx.ID, MerchantReference: tx.MerchantReference, CreatedAt: tx.CreatedAt})
+		}
+	}
+	r.Fence = explainRefusals(li.Refusals, tried, li.Events, li.Window)
 }
 
 // printLoss writes the loss rows of the table.

@@ -47,7 +47,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "paychaos:", err)
 		os.Exit(2)
 	}
-	ok, err := run(ctx, stop, cfg, os.Stdout, os.Stderr)
+	runFn := run
+	if cfg.Cluster.On {
+		runFn = runCluster
+	}
+	ok, err := runFn(ctx, stop, cfg, os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "paychaos:", err)
 		os.Exit(2)

@@ -37,9 +37,10 @@ const (
 	cardOK                card = iota // sandbox-ok-: authorized
 	cardInsufficientFunds             // declined, RETRY_AFTER_DELAY
 	cardDoNotRetry                    // declined, DO_NOT_RETRY
+	cardSoftDecline                   // declined N times with RETRY_AFTER_DELAY, then authorized (dunning)
 )
 
-func (c card) declines() bool { return c != cardOK }
+func (c card) declines() bool { return c != cardOK && c != cardSoftDecline }
 
 // planned is one message to publish.
 type planned struct {
@@ -52,7 +53,10 @@ type planned struct {
 	Product  string
 	Op       string
 	Card     card
-	Original int // index of the reference's original message (itself for originals)
+	Token    string // the card token the reference pays with
+	Dunning  int    // a dunning request on a card declining this many times first; 0: not dunning
+	Group    string // the shared-token group the reference is in (tokens.go); "": its own token
+	Original int    // index of the reference's original message (itself for originals)
 }
 
 // plan is the whole load, in publishing order. It depends only on its
@@ -69,6 +73,12 @@ type planParams struct {
 	DupRate      float64 // fraction of references sent a second time
 	ConflictRate float64 // fraction of references reused with another amount
 	DeclineRate  float64 // fraction of references paying with a declining card
+	DunningRate  float64 // fraction of references asking for dunning, on a soft-declining card
+	// BlockedTokens and BudgetTokens are the shared-token groups
+	// (tokens.go): DO_NOT_RETRY tokens each used by blockedUses references,
+	// insufficient-funds tokens each used by budgetUses.
+	BlockedTokens int
+	BudgetTokens  int
 	// MaxDelay is how many messages after its original an extra message
 	// is placed, at most (uniform in [1, MaxDelay]).
 	MaxDelay int
@@ -97,6 +107,10 @@ func newPlan(p planParams) (plan, error) {
 	cards := make([]card, n)
 	for i, j := range rng.Perm(n)[:count(p.DeclineRate)] {
 		cards[j] = cardInsufficientFunds + card(i%2)
+	}
+	reuse, err := assignCards(rng, p, cards)
+	if err != nil {
+		return plan{}, err
 	}
 	extra := make([]kind, n) // kindOriginal: none
 	perm := rng.Perm(n)
@@ -128,6 +142,13 @@ func newPlan(p planParams) (plan, error) {
 			Card:    cards[i],
 		}
 		token := tokenFor(m.Card, rng)
+		if r, ok := reuse[i]; ok {
+			m.Card, m.Group, token, m.Dunning = r.card, r.group, r.token, r.dunning
+			if r.product != "" {
+				m.Product = r.product
+			}
+		}
+		m.Token = token
 		body, err := chargeBody(m, m.Amount, token)
 		if err != nil {
 			return plan{}, err

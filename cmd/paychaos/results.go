@@ -18,9 +18,10 @@ import (
 
 // resultMsg is one message of the results stream.
 type resultMsg struct {
-	StreamSeq uint64 // in PAYMENT_RESULTS
-	MsgID     string // Nats-Msg-Id: <ref>:<outcome>:<request seq>
-	ReqSeq    uint64 // request sequence parsed from MsgID; 0 if unparsable
+	StreamSeq uint64    // in PAYMENT_RESULTS
+	At        time.Time // when the results stream stored it
+	MsgID     string    // Nats-Msg-Id: <ref>:<outcome>:<request seq>
+	ReqSeq    uint64    // request sequence parsed from MsgID; 0 if unparsable
 	Subject   string
 	Result    messages.ChargeResult
 	DecodeErr error
@@ -50,7 +51,7 @@ func parseResultMsgID(id string) (ref, outcome string, seq uint64, ok bool) {
 func decodeResult(m jetstream.Msg) resultMsg {
 	r := resultMsg{Subject: m.Subject(), MsgID: m.Headers().Get(messages.HeaderMsgID)}
 	if md, err := m.Metadata(); err == nil {
-		r.StreamSeq = md.Sequence.Stream
+		r.StreamSeq, r.At = md.Sequence.Stream, md.Timestamp
 	}
 	if _, _, seq, ok := parseResultMsgID(r.MsgID); ok {
 		r.ReqSeq = seq
@@ -78,7 +79,9 @@ func (t *tracker) add(r resultMsg) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r.DecodeErr == nil && !r.Result.Outcome.Final() {
+	// A session request's created result is its answer here: the
+	// customer never opens the page.
+	if r.DecodeErr == nil && !r.Result.Outcome.Final() && !isSessionResult(r.Subject) {
 		t.interim++
 		return
 	}

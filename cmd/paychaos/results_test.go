@@ -40,4 +40,9 @@ func TestTrackerWaitsForTheFinalResult(t *testing.T) {
 	if !tr.has(1) || tr.interim != 1 {
 		t.Errorf("has(1) = %v, interim = %d; want true, 1", tr.has(1), tr.interim)
 	}
+	// A session request is answered by its created result.
+	tr.add(resultMsg{ReqSeq: 2, Subject: "payments.session.result.created", Result: messages.ChargeResult{Outcome: messages.OutcomeCreated}})
+	if !tr.has(2) {
+		t.Error("a session's created result did not answer its request")
+	}
 }

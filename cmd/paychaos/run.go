@@ -21,7 +21,7 @@ import (
 // run does one chaos run. It reports whether every check passed; err is
 // for a run that could not be done (build, start, interrupt).
 func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Writer) (ok bool, err error) {
-	pl, err := newPlan(planParams{Seed: c.Seed, Requests: c.Requests, DupRate: c.DupRate, ConflictRate: c.ConflictRate, DeclineRate: c.DeclineRate})
+	pl, err := newPlan(c.planParams())
 	if err != nil {
 		return false, err
 	}
@@ -58,15 +58,10 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		return false, err
 	}
 	st, err := stack.Start(ctx, stack.Options{
-		Binaries: bin,
-		Dir:      dir,
-		Workers:  c.Workers,
-		Sandbox: stack.SandboxConfig{
-			Latency: c.Latency, LatencyJitter: c.Jitter,
-			ErrorRate: c.ErrorRate, RateLimitRate: c.RateLimitRate, RetryAfter: c.RetryAfter,
-			TimeoutAfterChargeRate: c.TimeoutChargeRate, HangLimit: c.HangLimit,
-			Seed: c.Seed,
-		},
+		Binaries:  bin,
+		Dir:       dir,
+		Workers:   c.Workers,
+		Sandbox:   c.sandboxConfig(),
 		WorkerEnv: c.workerEnv(),
 		Logger:    log,
 	})
@@ -129,6 +124,8 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	var faultWG sync.WaitGroup
 	faultWG.Go(func() { fl = injectFaults(ctx, st, fp, log) })
 	faultWG.Go(func() { injectLoss(ctx, st, c.lossPlan(loadDur), loadStart, ll, log) })
+	var ol *outageLog
+	faultWG.Go(func() { ol = startOutage(ctx, st.Sandbox.AdminURL(), c.Outage, at(c.Outage.At), loadStart, log) })
 	var sessErr error
 	faultWG.Go(func() { sessErr = sl.run(ctx, loadStart) })
 	err = pub.runSchedule(ctx)
@@ -159,8 +156,9 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	if err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
-	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second}
-	if err := collectLoss(actx, st, &in.Loss); err != nil {
+	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second,
+		OutageFrom: ol.From, OutageUntil: ol.Until}
+	if err := collectLoss(actx, st.Sandbox.AdminURL(), &in.Loss); err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	in.Sessions.Published = sl.published()
@@ -180,9 +178,9 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 		Seed: c.Seed, Planned: len(pl.Msgs), Rate: c.Rate, LoadTime: loadTime, Wall: wall,
 		Faults: fl, Exits: exits, PublishRetr: retries, Counters: counters,
 		Latencies: tr.latencies(in.Published), Slowest: describeSlow(pl, tr.slowest(in.Published, 5)),
-		Loss: ll,
+		Loss: ll, Outage: ol,
 	}, c.MaxProblems)
-	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0 && len(ll.Errors) == 0
+	ok = len(rep.violations()) == 0 && len(exits) == 0 && len(fl.Errors) == 0 && len(ll.Errors) == 0 && ol.Err == nil
 	if ok {
 		fmt.Fprintln(stdout, "\nPASS")
 	} else {

@@ -86,7 +86,7 @@ type Limiter struct {
 var _ dintero.Limiter = (*Limiter)(nil)
 
 // New returns a Limiter over rdb. It does not contact Redis.
-func New(rdb *redis.Client, cfg Config) (*Limiter, error) {
+func New(rdb redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if rdb == nil {
 		return nil, errors.New("ratelimit: nil redis client")
 	}

@@ -4,6 +4,10 @@
 // stopped and restarted on the same port and directory to test reconnects
 // and, with AppendOnly, durability.
 //
+// StartSentinel runs a primary, its replicas and three Sentinels (failover
+// tests); StartCluster runs a Redis Cluster formed by hand (three masters by
+// default). Both use the same vocabulary: Start(tb, opts), New(opts), Close.
+//
 // On Linux the child gets SIGKILL when the process that started it dies, so
 // a crashed or timed-out test leaves no orphan behind.
 package redistest
@@ -48,6 +52,9 @@ type Options struct {
 	// AppendOnly turns on the append-only file (appendonly yes, appendfsync
 	// everysec), so data survives Restart. Default off: no persistence at all.
 	AppendOnly bool
+	// Password, when set, is required of clients (--requirepass) and
+	// used towards a primary when the server is a replica (--masterauth).
+	Password string
 	// Args are extra redis-server arguments appended to the command line,
 	// e.g. []string{"--maxmemory", "10mb"}.
 	Args []string
@@ -59,6 +66,12 @@ type Server struct {
 	dir  string
 	port int // fixed for the life of the Server
 	opts Options
+
+	// conf, when set, is a config file passed first on the command line
+	// (Sentinel keeps its state there); sentinel runs redis-server
+	// --sentinel. Both are set by NewSentinel.
+	conf     string
+	sentinel bool
 
 	mu   sync.Mutex // serialises Close and Restart
 	proc *process   // nil when stopped
@@ -111,6 +124,13 @@ func New(opts Options) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
+	return newServer(bin, dir, opts, nil)
+}
+
+// newServer starts a Server on a free port, trying another port when the
+// one chosen was taken meanwhile. prepare, when not nil, sets the server up
+// (config file, mode) once its port is known and before it starts.
+func newServer(bin, dir string, opts Options, prepare func(*Server) error) (*Server, error) {
 	var lastErr error
 	for range portAttempts {
 		port, err := freePort()
@@ -118,6 +138,11 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 		s := &Server{bin: bin, dir: dir, port: port, opts: opts}
+		if prepare != nil {
+			if err := prepare(s); err != nil {
+				return nil, err
+			}
+		}
 		lastErr = s.start()
 		if lastErr == nil {
 			return s, nil
@@ -165,7 +190,7 @@ func (s *Server) Dir() string { return s.dir }
 // Client returns a new client for the server, closed in tb.Cleanup.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.opts.Password})
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -178,17 +203,28 @@ func (s *Server) start() error {
 	if s.opts.AppendOnly {
 		appendonly = "yes"
 	}
-	args := []string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	if s.sentinel {
+		args = append(args, "--sentinel")
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", appendonly,
 		"--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
+	)
+	if !s.sentinel {
+		args = append(args, "--save", "", "--appendonly", appendonly)
 	}
 	if s.opts.AppendOnly {
 		args = append(args, "--appendfsync", "everysec")
+	}
+	if s.opts.Password != "" && !s.sentinel {
+		args = append(args, "--requirepass", s.opts.Password, "--masterauth", s.opts.Password)
 	}
 	args = append(args, s.opts.Args...)
 
@@ -239,7 +275,7 @@ func (s *Server) waitReady(done <-chan struct{}, pid int) error {
 			return errors.New("exited before answering PING")
 		case <-tick.C:
 		}
-		if ping(s.Addr(), pid) {
+		if ping(s.Addr(), pid, s.opts.Password) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -252,7 +288,7 @@ func (s *Server) waitReady(done <-chan struct{}, pid int) error {
 // answers PING with +PONG (not -LOADING) and INFO server names pid, so a
 // foreign server that grabbed the port in the meantime is not mistaken for
 // ours.
-func ping(addr string, pid int) bool {
+func ping(addr string, pid int, password string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	c, err := new(net.Dialer).DialContext(ctx, "tcp", addr)
@@ -261,10 +297,18 @@ func ping(addr string, pid int) bool {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	r := bufio.NewReader(c)
+	if password != "" {
+		if _, err := fmt.Fprintf(c, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password); err != nil {
+			return false
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			return false
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\nINFO server\r\n")); err != nil {
 		return false
 	}
-	r := bufio.NewReader(c)
 	if line, err := r.ReadString('\n'); err != nil || line != "+PONG\r\n" {
 		return false
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/lmittmann/tint"
 
+	"github.com/payworker/payworker/cmd/internal/natsconn"
+	"github.com/payworker/payworker/cmd/internal/redisconn"
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/worker"
 )
@@ -24,6 +26,8 @@ import (
 type Config struct {
 	NATSURL             string
 	RedisURL            string
+	NATS                natsconn.Config  // NATS_URL and the NATS_* credentials and TLS
+	Redis               redisconn.Config // REDIS_URL and the REDIS_* password and TLS
 	DinteroAccountID    string
 	DinteroClientID     string
 	DinteroClientSecret string
@@ -98,8 +102,8 @@ func settings(c *Config) []setting {
 		}
 	}
 	return []setting{
-		{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated", set: str(&c.NATSURL)},
-		{env: "REDIS_URL", flag: "redis-url", def: "redis://127.0.0.1:6379/0", usage: "Redis URL for the idempotency store", set: str(&c.RedisURL)},
+		{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated; credentials and TLS from NATS_CREDS, NATS_NKEY, NATS_USER + NATS_PASSWORD(_FILE), NATS_TOKEN(_FILE), NATS_CA, NATS_CERT + NATS_KEY", set: str(&c.NATSURL)},
+		{env: "REDIS_URL", flag: "redis-url", def: "redis://127.0.0.1:6379/0", usage: "Redis of the idempotency store: one server, Sentinel (?master_name=...&addr=...) or Redis Cluster (?addr=...&cluster=true); password and TLS from REDIS_PASSWORD(_FILE), REDIS_SENTINEL_PASSWORD(_FILE), REDIS_CA, REDIS_CERT + REDIS_KEY; PAYWORKER_ALLOW_EVICTION=true runs on an evicting Redis", set: str(&c.RedisURL)},
 		{env: "DINTERO_ACCOUNT_ID", flag: "dintero-account-id", usage: "Dintero account id, T or P followed by 8 digits (required)", set: str(&c.DinteroAccountID)},
 		{env: "DINTERO_CLIENT_ID", flag: "dintero-client-id", usage: "Dintero API client id (required)", set: str(&c.DinteroClientID)},
 		{env: "DINTERO_CLIENT_SECRET", flag: "dintero-client-secret", usage: "Dintero API client secret (required; prefer the environment)", secret: true, set: str(&c.DinteroClientSecret)},
@@ -163,6 +167,18 @@ func settings(c *Config) []setting {
 	}
 }
 
+// connectionVariables are the variables natsconn and redisconn read besides
+// NATS_URL and REDIS_URL (credentials, TLS, the eviction override): from
+// the environment only, with no flag.
+func connectionVariables() []string {
+	return []string{
+		natsconn.EnvCreds, natsconn.EnvNKey, natsconn.EnvUser, natsconn.EnvPassword, natsconn.EnvPasswordFile,
+		natsconn.EnvToken, natsconn.EnvTokenFile, natsconn.EnvCA, natsconn.EnvCert, natsconn.EnvKey,
+		redisconn.EnvPassword, redisconn.EnvPasswordFile, redisconn.EnvSentinelPassword, redisconn.EnvSentinelPasswordFile,
+		redisconn.EnvCA, redisconn.EnvCert, redisconn.EnvKey, redisconn.EnvAllowEviction,
+	}
+}
+
 // loadConfig reads the environment, then the flags in args. It returns one
 // error naming the first setting that is wrong or missing.
 func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
@@ -214,7 +230,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 	if !accountID.MatchString(c.DinteroAccountID) {
 		return nil, fmt.Errorf("DINTERO_ACCOUNT_ID: want T or P followed by 8 digits, got %q", c.DinteroAccountID)
 	}
-	for _, u := range []struct{ v, name string }{{c.DinteroAPIURL, "DINTERO_API_URL"}, {c.DinteroAuthURL, "DINTERO_AUTH_URL"}, {c.NATSURL, "NATS_URL"}, {c.CallbackURL, "PAYWORKER_CALLBACK_URL"}} {
+	for _, u := range []struct{ v, name string }{{c.DinteroAPIURL, "DINTERO_API_URL"}, {c.DinteroAuthURL, "DINTERO_AUTH_URL"}, {c.CallbackURL, "PAYWORKER_CALLBACK_URL"}} {
 		if u.v == "" {
 			continue
 		}
@@ -223,6 +239,23 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 				return nil, fmt.Errorf("%s: want an absolute URL, got %q", u.name, redactURL(one))
 			}
 		}
+	}
+	// NATS and Redis: the URLs as set above (a flag wins), the rest of
+	// their settings from the environment only (secrets belong in files).
+	withURL := func(name, v string) func(string) string {
+		return func(k string) string {
+			if k == name {
+				return v
+			}
+			return getenv(k)
+		}
+	}
+	var err error
+	if c.NATS, err = natsconn.FromEnv(withURL(natsconn.EnvURL, c.NATSURL)); err != nil {
+		return nil, err
+	}
+	if c.Redis, err = redisconn.FromEnv(withURL(redisconn.EnvURL, c.RedisURL)); err != nil {
+		return nil, err
 	}
 	if c.ShutdownGrace < c.DinteroTimeout+5*time.Second {
 		return nil, fmt.Errorf("PAYWORKER_SHUTDOWN_GRACE (%s) must be at least DINTERO_TIMEOUT (%s) + 5s, so that a call to Dintero started before SIGTERM can finish",

@@ -68,7 +68,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "bad token limits", env: map[string]string{"PAYWORKER_TOKEN_LIMITS": "24h:10"}, wantErr: "PAYWORKER_TOKEN_LIMITS: want windows and counts"},
 		{name: "replicas", env: map[string]string{"PAYWORKER_STREAM_REPLICAS": "2"}, wantErr: "PAYWORKER_STREAM_REPLICAS: want 1, 3 or 5"},
 		// Issue 12 item 12: a mistyped URL never prints its password.
-		{name: "mistyped NATS URL", env: map[string]string{"NATS_URL": "nats://u:s3cr3t-value@[::1"}, wantErr: "NATS_URL: want an absolute URL"},
+		{name: "mistyped NATS URL", env: map[string]string{"NATS_URL": "nats://u:s3cr3t-value@[::1"}, wantErr: `NATS_URL: "nats://xxxxx@[::1" is not a URL`},
 		{name: "mistyped callback URL", env: map[string]string{"PAYWORKER_CALLBACK_URL": "https//u:s3cr3t-value@host/cb"}, wantErr: "PAYWORKER_CALLBACK_URL"},
 	}
 	for _, c := range cases {

@@ -20,11 +20,11 @@ type dependency struct {
 	check func(ctx context.Context) string
 }
 
-func dependencies(nc *nats.Conn, w *worker.Worker, rdb *redis.Client, gw *dintero.Client, cfg *Config) []dependency {
+func dependencies(nc *nats.Conn, w *worker.Worker, rdb redis.UniversalClient, gw *dintero.Client, cfg *Config) []dependency {
 	return []dependency{
 		{"nats", func(context.Context) string {
 			if !nc.IsConnected() {
-				return "cannot reach NATS at " + redactURL(cfg.NATSURL) + " (" + nc.Status().String() + ")"
+				return "cannot reach NATS at " + cfg.NATS.Redacted() + " (" + nc.Status().String() + ")"
 			}
 			return ""
 		}},
@@ -36,7 +36,7 @@ func dependencies(nc *nats.Conn, w *worker.Worker, rdb *redis.Client, gw *dinter
 		}},
 		{"redis", func(ctx context.Context) string {
 			if err := rdb.Ping(ctx).Err(); err != nil {
-				return "cannot reach Redis at " + redactURL(cfg.RedisURL) + ": " + redactURL(err.Error())
+				return "cannot reach Redis at " + cfg.Redis.Redacted() + ": " + cfg.Redis.Redact(err).Error()
 			}
 			return ""
 		}},

@@ -110,6 +110,9 @@ func envProblems(where string, env map[string]string) (*Config, []string) {
 	for _, v := range runtimeVariables {
 		read[v] = true
 	}
+	for _, v := range connectionVariables() {
+		read[v] = true
+	}
 	for _, v := range pendingVariables {
 		read[v] = true
 	}
@@ -119,7 +122,8 @@ func envProblems(where string, env map[string]string) (*Config, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %s is not a variable payworker reads", where, k))
 		}
 	}
-	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	files := mounted(env)
+	cfg, err := LoadConfig(nil, func(k string) string { return files[k] }, io.Discard)
 	if err != nil {
 		problems = append(problems, fmt.Sprintf("%s: payworker would not start: %v", where, err))
 		return nil, problems

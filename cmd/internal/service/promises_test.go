@@ -6,6 +6,7 @@ package service
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -108,7 +109,7 @@ func TestIssue12Item10ShutdownGraceCoversDinteroTimeout(t *testing.T) {
 				env[e.Name] = e.Value
 			}
 		}
-		cfg, err := LoadConfig(nil, i12Env(env), io.Discard)
+		cfg, err := LoadConfig(nil, i12Env(mounted(env)), io.Discard)
 		if err != nil {
 			t.Fatalf("the Deployment's settings do not load: %v", err)
 		}
@@ -172,7 +173,12 @@ func TestIssue12Item13IdleConnectionsClosed(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, NewLogger(os.Stderr, "error", "json")) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	waitUntil(t, 10*time.Second, "ready", func() bool { code, _ := get(t, "http://"+p.http+"/readyz"); return code == 200 })
 
 	const conns, limit = 5, 65 * time.Second
@@ -201,10 +207,10 @@ func TestIssue12Item13IdleConnectionsClosed(t *testing.T) {
 	for i, c := range open {
 		_ = c.SetReadDeadline(start.Add(limit))
 		n, err := c.Read(make([]byte, 1))
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			t.Fatalf("idle connection %d still open after %s: the server has no idle timeout", i, limit)
 		}
-		if n != 0 || (err != io.EOF && !i12IsReset(err)) {
+		if n != 0 || (!errors.Is(err, io.EOF) && !i12IsReset(err)) {
 			t.Fatalf("idle connection %d: read %d bytes, %v; want it closed", i, n, err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/payworker/payworker/cmd/internal/redisconn"
 	"github.com/payworker/payworker/dintero"
 	"github.com/payworker/payworker/dintero/ratelimit"
 	"github.com/payworker/payworker/idempotency"
@@ -49,6 +50,13 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeRedis()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		if err := checkEviction(ctx, rdb, cfg, log); err != nil {
+			stop(err)
+		}
+	}()
 	var w *worker.Worker // Dintero's answers feed its throttle
 	observe := func(op string, status int, elapsed time.Duration) {
 		metrics.ObserveDintero(op, status, elapsed)
@@ -95,9 +103,13 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer stopHTTP()
 	go watch(ctx, log, deps)
 
-	log.Info("payworker starting", "revision", Revision(), "nats", nc.ConnectedUrlRedacted(), "dintero", cfg.DinteroAPIURL,
-		"max_in_flight", cfg.MaxInFlight)
-	return runWorker(ctx, w, log)
+	log.Info("payworker starting", "revision", Revision(), "nats", nc.ConnectedUrlRedacted(), "redis", cfg.Redis.Redacted(),
+		"dintero", cfg.DinteroAPIURL, "max_in_flight", cfg.MaxInFlight)
+	err = runWorker(ctx, w, log)
+	if cause := context.Cause(ctx); errors.Is(cause, redisconn.ErrEvictingPolicy) {
+		return cause
+	}
+	return err
 }
 
 // runWorker runs the worker, and runs it again when it stops early (NATS
@@ -108,7 +120,7 @@ func runWorker(ctx context.Context, w *worker.Worker, log *slog.Logger) error {
 		started := time.Now()
 		err := w.Run(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // cancelled: a clean stop, whatever Run said on the way out
 		}
 		if errors.Is(err, worker.ErrConfig) {
 			return err
@@ -125,18 +137,16 @@ func runWorker(ctx context.Context, w *worker.Worker, log *slog.Logger) error {
 	}
 }
 
-// connectRedis makes the idempotency store. Nothing is dialled yet.
-func connectRedis(cfg *Config) (*redis.Client, *idempotency.Store, func(), error) {
-	ropts, err := redis.ParseURL(cfg.RedisURL)
+// connectRedis makes the idempotency store: on one Redis server, a
+// Sentinel-managed primary or a Redis Cluster (REDIS_URL). Nothing is
+// dialled yet.
+func connectRedis(cfg *Config) (redis.UniversalClient, *idempotency.Store, func(), error) {
+	// Every request in flight makes two short Redis calls; a pool smaller
+	// than the in-flight limit queues them behind each other.
+	rdb, err := cfg.Redis.NewClient(cfg.MaxInFlight)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("REDIS_URL %s: not a Redis URL", redactURL(cfg.RedisURL))
+		return nil, nil, nil, err
 	}
-	if ropts.PoolSize == 0 {
-		// Every request in flight makes two short Redis calls; a pool
-		// smaller than the in-flight limit queues them behind each other.
-		ropts.PoolSize = cfg.MaxInFlight
-	}
-	rdb := redis.NewClient(ropts)
 	// Claim and Complete of concurrent requests share round trips: one
 	// write and one read carry many scripts, for the worker and for Redis.
 	batcher, err := rdb.AutoPipeline()
@@ -158,9 +168,38 @@ func connectRedis(cfg *Config) (*redis.Client, *idempotency.Store, func(), error
 	return rdb, store, func() { _ = batcher.Close(); _ = rdb.Close() }, nil
 }
 
+// checkEviction refuses a Redis that may evict idempotency records (its
+// maxmemory-policy is not noeviction; PAYWORKER_ALLOW_EVICTION=true runs
+// anyway): an evicted claim is a forgotten charge. A Redis that does not
+// answer yet is asked again until it does; one that cannot tell (no INFO
+// memory) is warned about once. It returns only when ctx ends, or with
+// the eviction error.
+func checkEviction(ctx context.Context, rdb redis.UniversalClient, cfg *Config, log *slog.Logger) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := redisconn.CheckEviction(cctx, rdb, cfg.Redis.AllowEviction)
+		cancel()
+		var rerr redis.Error
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, redisconn.ErrEvictingPolicy):
+			return cfg.Redis.Redact(err)
+		case errors.As(err, &rerr):
+			log.Warn("could not check Redis's maxmemory-policy; make sure it is noeviction", "err", cfg.Redis.Redact(err))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
 // newDintero makes the Dintero client, with the rate limit shared through
 // Redis when PAYWORKER_DINTERO_RATE is set.
-func newDintero(cfg *Config, rdb *redis.Client, metrics *worker.Metrics, observe func(string, int, time.Duration),
+func newDintero(cfg *Config, rdb redis.UniversalClient, metrics *worker.Metrics, observe func(string, int, time.Duration),
 	log *slog.Logger) (*dintero.Client, error) {
 	var limiter dintero.Limiter
 	if cfg.DinteroRate > 0 {
@@ -189,7 +228,7 @@ func newDintero(cfg *Config, rdb *redis.Client, metrics *worker.Metrics, observe
 // connectNATS connects to NATS, retrying forever in the background when it
 // is not there yet.
 func connectNATS(cfg *Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, func(), error) {
-	nc, err := nats.Connect(cfg.NATSURL,
+	nc, err := cfg.NATS.Connect(
 		nats.Name("payworker"),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -213,7 +252,7 @@ func connectNATS(cfg *Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream
 		}),
 	)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("NATS_URL %s: %s", redactURL(cfg.NATSURL), redactURL(err.Error()))
+		return nil, nil, nil, fmt.Errorf("NATS %s: %w", cfg.NATS.Redacted(), cfg.NATS.Redact(err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

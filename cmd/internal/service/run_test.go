@@ -107,7 +107,12 @@ func TestEndpoints(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, NewLogger(os.Stderr, "warn", "json")) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	base := "http://" + p.http
 
 	waitUntil(t, 10*time.Second, "ready", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
@@ -248,7 +253,12 @@ func TestStartsBeforeNATSAndRedis(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, NewLogger(os.Stderr, "error", "json")) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	base := "http://" + p.http
 
 	waitUntil(t, 10*time.Second, "health endpoint up", func() bool { code, _ := get(t, base+"/healthz"); return code == 200 })

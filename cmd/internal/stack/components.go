@@ -168,6 +168,7 @@ type SandboxConfig struct {
 	Seed                   int64         // fault randomness; 0: time based
 	RateLimit              float64       // requests per second over every API call; 0: none
 	RateBurst              int           // with RateLimit: calls at once; 0: the sandbox's default
+	RetryAfterDelay        time.Duration // retry_after of soft declines, from the call; 0: the sandbox's default (24h)
 }
 
 // Args returns the dintero-sandbox command line for c on addr.
@@ -180,6 +181,9 @@ func (c SandboxConfig) Args(addr string) []string {
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	var extra []string
+	if c.RetryAfterDelay > 0 {
+		extra = append(extra, "-retry-after-delay", c.RetryAfterDelay.String())
+	}
 	if c.RateLimit > 0 {
 		extra = append(extra, "-rate-limit", f(c.RateLimit), "-rate-burst", strconv.Itoa(c.RateBurst))
 	}
