@@ -48,7 +48,9 @@ type request struct {
 	body   []byte
 	bearer bool // send the cached access token
 	basic  bool // send client credentials (token endpoint)
-	pay    bool // moves money: once sent, failures are unknown outcomes
+	// creates: the call makes something at Dintero (a charge, a session),
+	// so once sent its failures are unknown outcomes, never repeated.
+	creates bool
 	// fence, when set, is asked right before each attempt is sent; an
 	// error ends the call with nothing sent (see WithFence).
 	fence func(context.Context) error
@@ -138,8 +140,9 @@ func (c *Client) transportError(parent, actx context.Context, rq *request, err e
 	if parent.Err() == nil && errors.Is(context.Cause(actx), errAttemptTimeout) {
 		e.Err = fmt.Errorf("no response within %s: %w", c.cfg.Timeout, err)
 	}
-	if rq.pay && wrote && !isDialError(err) {
-		// The request reached the wire: Dintero may have charged the card.
+	if rq.creates && wrote && !isDialError(err) {
+		// The request reached the wire: Dintero may have charged the card,
+		// or made the session.
 		e.Kind = KindUnknownOutcome
 	}
 	return e
@@ -152,7 +155,7 @@ func (c *Client) readError(parent, actx context.Context, rq *request, res *respo
 		e.Err = fmt.Errorf("no complete response within %s: %w", c.cfg.Timeout, err)
 	}
 	switch {
-	case res.status >= 200 && res.status <= 299 && rq.pay:
+	case res.status >= 200 && res.status <= 299 && rq.creates:
 		e.Kind = KindUnknownOutcome
 	case res.status >= 200 && res.status <= 299 && errors.Is(err, errResponseTooLarge):
 		e.Kind = KindPermanent // repeating the call returns the same body
@@ -184,7 +187,7 @@ func (c *Client) statusError(rq *request, res *response, token string) *Error {
 		e.Kind = KindAuth // an API 401 is retried once with a new token first
 	case rq.op == OpAuth && s >= 400 && s <= 499:
 		e.Kind = KindAuth
-	case s >= 500 && rq.pay:
+	case s >= 500 && rq.creates:
 		e.Kind = KindUnknownOutcome
 	case s >= 500:
 		e.Kind = KindTransient
@@ -192,9 +195,9 @@ func (c *Client) statusError(rq *request, res *response, token string) *Error {
 		e.Kind = KindInvalid
 	case s >= 400:
 		e.Kind = KindPermanent
-	case rq.pay:
+	case rq.creates:
 		// 1xx/3xx the HTTP client did not resolve: nothing says whether
-		// the charge happened.
+		// the charge (or session) was made.
 		e.Kind = KindUnknownOutcome
 	default:
 		e.Kind = KindPermanent

@@ -143,14 +143,14 @@ func (c *Client) PaySession(ctx context.Context, body []byte, opts ...CallOption
 		header = c.strictPayHeader
 	}
 	res, err := c.do(ctx, &request{
-		op:     OpPay,
-		method: http.MethodPost,
-		url:    c.cfg.APIURL + "/v1/sessions/pay",
-		header: header,
-		body:   body,
-		bearer: true,
-		pay:    true,
-		fence:  o.fence,
+		op:      OpPay,
+		method:  http.MethodPost,
+		url:     c.cfg.APIURL + "/v1/sessions/pay",
+		header:  header,
+		body:    body,
+		bearer:  true,
+		creates: true,
+		fence:   o.fence,
 	})
 	if err != nil {
 		return nil, err
@@ -185,22 +185,30 @@ func (c *Client) PaySession(ctx context.Context, body []byte, opts ...CallOption
 }
 
 // CreateSessionProfile creates a customer-initiated session from a payment
-// profile (POST /v1/sessions-profile). body is sent unchanged. Creating a
-// session moves no money, so transient failures (including 5xx and
-// timeouts) are retried.
+// profile (POST /v1/sessions-profile). body is sent unchanged.
+//
+// Dintero keeps every session it creates until it is paid, expires or is
+// cancelled, and a customer could pay each one, so a call that may have
+// created a session is never repeated: like PaySession, only errors that
+// prove nothing was sent or processed (connection not established, 429)
+// are retried here, and a timeout, a connection lost after sending, a 5xx
+// or a 2xx without a readable session id is a KindUnknownOutcome *Error.
+// Look the sessions up (SessionsByMerchantReference) and cancel the ones
+// not used (CancelSession).
 func (c *Client) CreateSessionProfile(ctx context.Context, body []byte, opts ...CallOption) (*SessionCreated, error) {
 	if err := checkBody(OpCreateSession, body); err != nil {
 		return nil, err
 	}
 	o := applyOptions(opts)
 	res, err := c.do(ctx, &request{
-		op:     OpCreateSession,
-		method: http.MethodPost,
-		url:    c.cfg.APIURL + "/v1/sessions-profile",
-		header: c.jsonHeaders(),
-		body:   body,
-		bearer: true,
-		fence:  o.fence,
+		op:      OpCreateSession,
+		method:  http.MethodPost,
+		url:     c.cfg.APIURL + "/v1/sessions-profile",
+		header:  c.jsonHeaders(),
+		body:    body,
+		bearer:  true,
+		creates: true,
+		fence:   o.fence,
 	})
 	if err != nil {
 		return nil, err
@@ -210,10 +218,93 @@ func (c *Client) CreateSessionProfile(ctx context.Context, body []byte, opts ...
 		if err == nil {
 			err = errors.New("response has no session id")
 		}
-		return nil, &Error{Op: OpCreateSession, Kind: KindPermanent, StatusCode: res.status, RequestID: res.requestID,
+		e := &Error{Op: OpCreateSession, Kind: KindUnknownOutcome, StatusCode: res.status, RequestID: res.requestID,
 			Err: fmt.Errorf("decoding session: %w", err)}
+		c.logUnknown(ctx, e)
+		return nil, e
 	}
 	return sc, nil
+}
+
+// CancelSession cancels a session (POST /v1/sessions/{id}/cancel): it can
+// no longer be paid. Dintero voids the session's transaction when it is
+// initialized or authorized, and refuses (400, KindInvalid) when it is in
+// another state; call it only for sessions nobody paid. Cancelling moves no
+// money and a repeat does no harm, so transient failures (including 5xx
+// and timeouts) are retried. The answer is the session.
+func (c *Client) CancelSession(ctx context.Context, id string) (*Session, error) {
+	if id == "" {
+		return nil, &Error{Op: OpCancelSession, Kind: KindPermanent, Message: "empty session id"}
+	}
+	res, err := c.do(ctx, &request{
+		op:     OpCancelSession,
+		method: http.MethodPost,
+		url:    c.cfg.APIURL + "/v1/sessions/" + url.PathEscape(id) + "/cancel",
+		header: c.baseHeaders(),
+		bearer: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := new(Session)
+	if err := json.Unmarshal(res.body, s); err != nil {
+		return nil, &Error{Op: OpCancelSession, Kind: KindPermanent, StatusCode: res.status, RequestID: res.requestID,
+			Err: fmt.Errorf("decoding session: %w", err)}
+	}
+	return s, nil
+}
+
+// SessionsByMerchantReference lists the sessions whose merchant_reference
+// equals ref (GET /v1/sessions?search=), newest first, customer-initiated
+// and merchant-initiated ones alike. Dintero's search also matches other
+// fields and parts of references, so sessions of other references are
+// dropped here. Pagination is followed as in TransactionsByMerchantReference
+// (up to 1,000 sessions of the search).
+func (c *Client) SessionsByMerchantReference(ctx context.Context, ref string) ([]Session, error) {
+	if ref == "" {
+		return nil, &Error{Op: OpListSessions, Kind: KindPermanent, Message: "empty merchant reference"}
+	}
+	var out []Session
+	after := ""
+	for page := 0; page < listMaxPages; page++ {
+		q := url.Values{}
+		q.Set("search", ref)
+		q.Set("limit", strconv.Itoa(listPageSize))
+		if after != "" {
+			q.Set("starting_after", after)
+		}
+		res, err := c.do(ctx, &request{
+			op:     OpListSessions,
+			method: http.MethodGet,
+			url:    c.cfg.APIURL + "/v1/sessions?" + q.Encode(),
+			header: c.baseHeaders(),
+			bearer: true,
+		})
+		if err != nil {
+			return nil, err
+		}
+		var ss []Session
+		if err := json.Unmarshal(res.body, &ss); err != nil {
+			return nil, &Error{Op: OpListSessions, Kind: KindPermanent, StatusCode: res.status, RequestID: res.requestID,
+				Err: fmt.Errorf("decoding session list: %w", err)}
+		}
+		for _, s := range ss {
+			if s.Order.MerchantReference == ref {
+				out = append(out, s)
+			}
+		}
+		if len(ss) < listPageSize {
+			return out, nil
+		}
+		last := ss[len(ss)-1].ID
+		if last == "" || last == after {
+			return out, nil // cannot page further
+		}
+		after = last
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, "dintero session list truncated",
+		slog.String("merchant_reference", ref), slog.Int("pages", listMaxPages))
+	return out, nil
 }
 
 // Includes for GetTransaction.

@@ -460,3 +460,102 @@ func TestSandboxConcurrentPaysShareOneToken(t *testing.T) {
 }
 
 func asErr(err error, target **dintero.Error) bool { return errors.As(err, target) }
+
+// TestSandboxSessionsFindAndCancel: the sessions of a reference are found
+// by SessionsByMerchantReference (and only they: the search also matches
+// a longer reference), and CancelSession makes one unpayable.
+func TestSandboxSessionsFindAndCancel(t *testing.T) {
+	sb, c := newSandbox(t, dinterotest.Options{}, nil)
+	ctx := context.Background()
+	create := func(ref string) *dintero.SessionCreated {
+		t.Helper()
+		sc, err := c.CreateSessionProfile(ctx, seedBody(t, "cit_bambora", dinterotest.TokenAuthorized+"1", ref))
+		if err != nil {
+			t.Fatalf("CreateSessionProfile %s: %v", ref, err)
+		}
+		return sc
+	}
+	first, second := create("cit-find"), create("cit-find")
+	create("cit-find-2") // found by Dintero's search, not the same reference
+	if _, err := c.PaySession(ctx, payBody(t, dinterotest.TokenAuthorized+"mit", "cit-find")); err != nil {
+		t.Fatalf("PaySession: %v", err)
+	}
+
+	found, err := c.SessionsByMerchantReference(ctx, "cit-find")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 3 || found[1].ID != second.ID || found[2].ID != first.ID || found[0].TransactionID == "" {
+		t.Fatalf("sessions of cit-find: %+v; want the MIT one, then %s and %s", found, second.ID, first.ID)
+	}
+	for _, s := range found {
+		if s.Order.MerchantReference != "cit-find" || s.Order.Amount != 29990 || s.Cancelled() || s.CreatedAt.IsZero() {
+			t.Errorf("session %+v", s)
+		}
+	}
+	if found[1].URL.ReturnURL == "" {
+		t.Errorf("a profile session without its return_url: %+v", found[1])
+	}
+
+	cancelled, err := c.CancelSession(ctx, second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cancelled.ID != second.ID || !cancelled.Cancelled() || cancelled.CancelledBy != dinterotest.DefaultClientID {
+		t.Errorf("CancelSession answered %+v", cancelled)
+	}
+	if again, err := c.CancelSession(ctx, second.ID); err != nil || !again.CancelledAt.Equal(cancelled.CancelledAt) {
+		t.Errorf("second CancelSession: %+v, %v", again, err)
+	}
+	if _, err := sb.PaySession(second.ID, "123"); !errors.Is(err, dinterotest.ErrSessionCancelled) {
+		t.Errorf("paying the cancelled session: %v", err)
+	}
+	if _, err := sb.PaySession(first.ID, "123"); err != nil {
+		t.Errorf("paying the other session: %v", err)
+	}
+	found, err = c.SessionsByMerchantReference(ctx, "cit-find")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range found {
+		if (s.ID == second.ID) != s.Cancelled() {
+			t.Errorf("after the cancel: %+v", s)
+		}
+	}
+
+	// A paid session is refused, an unknown one is not found.
+	_, err = c.CancelSession(ctx, first.ID)
+	if dintero.KindOf(err) != dintero.KindInvalid {
+		t.Errorf("cancel of a paid session: %v, want KindInvalid", err)
+	}
+	_, err = c.CancelSession(ctx, "T12345678.nope")
+	var de *dintero.Error
+	if !errors.As(err, &de) || de.Kind != dintero.KindPermanent || de.StatusCode != 404 || de.Op != dintero.OpCancelSession {
+		t.Errorf("cancel of an unknown session: %v, want KindPermanent 404", err)
+	}
+	if got := sb.Counters().SessionsCancelled; got != 1 {
+		t.Errorf("SessionsCancelled = %d; want 1", got)
+	}
+}
+
+// TestSandboxSessionCreatedButUnanswered: a session Dintero made whose
+// answer was lost is an unknown outcome, and is not made a second time.
+func TestSandboxSessionCreatedButUnanswered(t *testing.T) {
+	sb, c := newSandbox(t, dinterotest.Options{Outage: dinterotest.Outage{Duration: time.Minute, Answer: dinterotest.OutageGatewayTimeout}}, nil)
+	ctx := context.Background()
+	_, err := c.CreateSessionProfile(ctx, seedBody(t, "cit_payex", dinterotest.TokenAuthorized+"1", "cit-lost"))
+	if dintero.KindOf(err) != dintero.KindUnknownOutcome {
+		t.Fatalf("CreateSessionProfile in an outage: %v, want KindUnknownOutcome", err)
+	}
+	if got := sb.Counters().SessionsCreated; got != 1 {
+		t.Errorf("SessionsCreated = %d; want 1: a call that may have made a session is not repeated", got)
+	}
+	sb.EndOutage()
+	found, err := c.SessionsByMerchantReference(ctx, "cit-lost")
+	if err != nil || len(found) != 1 || found[0].Cancelled() {
+		t.Fatalf("sessions of cit-lost: %+v, %v; want the one made", found, err)
+	}
+	if _, err := c.CancelSession(ctx, found[0].ID); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,6 +25,14 @@ var ops = map[string]callFn{
 		_, err := c.CreateSessionProfile(ctx, []byte(`{"profile_id":"default"}`))
 		return err
 	},
+	OpCancelSession: func(ctx context.Context, c *Client) error {
+		_, err := c.CancelSession(ctx, "T12345678.s1")
+		return err
+	},
+	OpListSessions: func(ctx context.Context, c *Client) error {
+		_, err := c.SessionsByMerchantReference(ctx, "ref-1")
+		return err
+	},
 	OpGetTransaction: func(ctx context.Context, c *Client) error {
 		_, err := c.GetTransaction(ctx, "T12345678.abc")
 		return err
@@ -83,7 +91,12 @@ func TestErrorKindMapping(t *testing.T) {
 		{name: "pay 503 never retried", op: OpPay, wantKind: KindUnknownOutcome, wantStatus: 503, wantCode: "UNAVAILABLE", wantCalls: 1},
 		{name: "get 500 retried", op: OpGetTransaction, wantKind: KindTransient, wantStatus: 500, wantCode: "INTERNAL", wantCalls: 3},
 		{name: "list 503 retried", op: OpListTransactions, wantKind: KindTransient, wantStatus: 503, wantCode: "UNAVAILABLE", wantCalls: 3},
-		{name: "create 500 retried", op: OpCreateSession, wantKind: KindTransient, wantStatus: 500, wantCode: "INTERNAL", wantCalls: 3},
+		{name: "create 500 never retried", op: OpCreateSession, wantKind: KindUnknownOutcome, wantStatus: 500, wantCode: "INTERNAL", wantCalls: 1},
+		{name: "create 429 retried", op: OpCreateSession, wantKind: KindTransient, wantStatus: 429, wantCode: "TOO_MANY", wantCalls: 3},
+		{name: "cancel 500 retried", op: OpCancelSession, wantKind: KindTransient, wantStatus: 500, wantCode: "INTERNAL", wantCalls: 3},
+		{name: "cancel 400", op: OpCancelSession, wantKind: KindInvalid, wantStatus: 400, wantCode: "INVALID_REQUEST", wantCalls: 1},
+		{name: "cancel 404", op: OpCancelSession, wantKind: KindPermanent, wantStatus: 404, wantCode: "NOT_FOUND", wantCalls: 1},
+		{name: "list sessions 503 retried", op: OpListSessions, wantKind: KindTransient, wantStatus: 503, wantCode: "UNAVAILABLE", wantCalls: 3},
 		{name: "pay 429 retried", op: OpPay, wantKind: KindTransient, wantStatus: 429, wantCode: "TOO_MANY", wantCalls: 3},
 		{name: "get 429 retried", op: OpGetTransaction, wantKind: KindTransient, wantStatus: 429, wantCode: "TOO_MANY", wantCalls: 3},
 		{
@@ -154,10 +167,28 @@ func TestErrorKindMapping(t *testing.T) {
 			wantKind: KindTransient, wantCalls: 3,
 		},
 		{
-			name: "create timeout retried", op: OpCreateSession,
+			name: "create timeout never retried", op: OpCreateSession,
+			api:      func(t *testing.T) apiHandler { return blockUntilClientGone },
+			mod:      func(c *Config) { c.Timeout = 100 * time.Millisecond },
+			wantKind: KindUnknownOutcome, wantCalls: 1,
+			check: func(t *testing.T, e *Error) {
+				if !errors.Is(e, context.DeadlineExceeded) {
+					t.Errorf("error %v does not wrap context.DeadlineExceeded", e)
+				}
+			},
+		},
+		{
+			name: "cancel timeout retried", op: OpCancelSession,
 			api:      func(t *testing.T) apiHandler { return blockUntilClientGone },
 			mod:      func(c *Config) { c.Timeout = 100 * time.Millisecond },
 			wantKind: KindTransient, wantCalls: 3,
+		},
+		{
+			name: "list sessions body not JSON", op: OpListSessions,
+			api: func(t *testing.T) apiHandler {
+				return func(w http.ResponseWriter, r *http.Request, _ []byte, _ int64) { _, _ = w.Write([]byte("<html>")) }
+			},
+			wantKind: KindPermanent, wantStatus: 200, wantCalls: 1,
 		},
 		{
 			name: "get body not JSON", op: OpGetTransaction,
@@ -167,13 +198,14 @@ func TestErrorKindMapping(t *testing.T) {
 			wantKind: KindPermanent, wantStatus: 200, wantCalls: 1,
 		},
 		{
+			// Dintero made a session whose id the answer does not say.
 			name: "create without id", op: OpCreateSession,
 			api: func(t *testing.T) apiHandler {
 				return func(w http.ResponseWriter, r *http.Request, _ []byte, _ int64) {
 					writeJSON(w, 200, map[string]string{})
 				}
 			},
-			wantKind: KindPermanent, wantStatus: 200, wantCalls: 1,
+			wantKind: KindUnknownOutcome, wantStatus: 200, wantCalls: 1,
 		},
 		{
 			name: "get body too large", op: OpGetTransaction,
@@ -345,7 +377,9 @@ func TestResetAfterWrite(t *testing.T) {
 		{"pay is unknown outcome", OpPay, KindUnknownOutcome},
 		{"get is retried", OpGetTransaction, 0},
 		{"list is retried", OpListTransactions, 0},
-		{"create is retried", OpCreateSession, 0},
+		{"create is unknown outcome", OpCreateSession, KindUnknownOutcome},
+		{"cancel is retried", OpCancelSession, 0},
+		{"session list is retried", OpListSessions, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,6 +394,10 @@ func TestResetAfterWrite(t *testing.T) {
 					writeJSON(w, 200, []Transaction{authorizedTx("ref-1")})
 				case OpCreateSession:
 					writeJSON(w, 200, SessionCreated{ID: "T12345678.s1", URL: "https://x"})
+				case OpListSessions:
+					writeJSON(w, 200, []Session{{ID: "T12345678.s1", Order: SessionOrder{MerchantReference: "ref-1"}}})
+				case OpCancelSession:
+					writeJSON(w, 200, Session{ID: "T12345678.s1"})
 				default:
 					writeJSON(w, 200, authorizedTx("ref-1"))
 				}

@@ -1,8 +1,10 @@
 // Package dintero is a client for the parts of the Dintero Checkout API that
 // payworker uses: merchant-initiated payments with a saved card token
 // (POST /v1/sessions/pay), customer-initiated sessions from a payment
-// profile (POST /v1/sessions-profile) and transaction look-ups
-// (GET /v1/transactions/{id}, GET /v1/transactions?merchant_reference=).
+// profile (POST /v1/sessions-profile), their look-up by reference and
+// cancellation (GET /v1/sessions?search=, POST /v1/sessions/{id}/cancel)
+// and transaction look-ups (GET /v1/transactions/{id},
+// GET /v1/transactions?merchant_reference=).
 //
 // # Usage
 //
@@ -42,6 +44,9 @@
 //     payment up with TransactionsByMerchantReference: a succeeded
 //     transaction means the charge happened; none (or only failed ones)
 //     means it is safe to charge again with the same merchant_reference.
+//     CreateSessionProfile answers it too, for the same failures: Dintero
+//     may hold a session the caller never learnt the id of
+//     (SessionsByMerchantReference finds it, CancelSession cancels it).
 //   - KindDeclined: Dintero processed the payment and the authorization
 //     failed (status FAILED, DECLINED or AUTHORIZATION_VOIDED, returned
 //     with HTTP 200). This is final for the attempt. Error.Transaction and

@@ -16,9 +16,9 @@ const (
 	// KindTransient: nothing happened at Dintero (or a read-only call
 	// failed); the call may be retried later.
 	KindTransient Kind = iota + 1
-	// KindUnknownOutcome: a payment request may or may not have been
-	// processed. Look the charge up by merchant_reference before charging
-	// again.
+	// KindUnknownOutcome: a payment (or session creation) request may or
+	// may not have been processed. Look the charge (or session) up by
+	// merchant_reference before charging (or creating one) again.
 	KindUnknownOutcome
 	// KindDeclined: the payment was processed and refused (status FAILED,
 	// DECLINED or AUTHORIZATION_VOIDED). Final for this attempt; follow
@@ -62,6 +62,8 @@ const (
 	OpAuth             = "auth"
 	OpPay              = "pay"
 	OpCreateSession    = "create_session"
+	OpCancelSession    = "cancel_session"
+	OpListSessions     = "list_sessions"
 	OpGetTransaction   = "get_transaction"
 	OpListTransactions = "list_transactions"
 )
@@ -75,7 +77,8 @@ const CodeDuplicateMerchantReference = "DUPLICATE_MERCHANT_REFERENCE"
 // the client secret, an access token or a request body.
 type Error struct {
 	// Op is the operation: "auth", "pay", "create_session",
-	// "get_transaction" or "list_transactions".
+	// "cancel_session", "list_sessions", "get_transaction" or
+	// "list_transactions".
 	Op string
 	// Kind says what the caller should do; see the package documentation.
 	Kind Kind

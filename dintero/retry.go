@@ -153,7 +153,11 @@ func (c *Client) logGiveUp(ctx context.Context, rq *request, n int, e *Error, wh
 }
 
 func (c *Client) logUnknown(ctx context.Context, e *Error) {
-	c.log.LogAttrs(ctx, slog.LevelWarn, "dintero payment outcome unknown; look it up by merchant_reference",
+	msg := "dintero payment outcome unknown; look it up by merchant_reference"
+	if e.Op == OpCreateSession {
+		msg = "dintero session creation outcome unknown; Dintero may hold a session for the merchant_reference"
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, msg,
 		slog.String("op", e.Op), slog.Int("status", e.StatusCode), slog.String("request_id", e.RequestID),
 		slog.String("error", e.Error()))
 }

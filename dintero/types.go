@@ -66,6 +66,40 @@ type SessionCreated struct {
 	URL string `json:"url"`
 }
 
+// Session is the subset of Dintero's checkout session (GET
+// /v1/sessions/{id}, GET /v1/sessions, POST /v1/sessions/{id}/cancel) that
+// payworker reads. Unknown fields, the customer's among them, are ignored
+// on decode.
+type Session struct {
+	ID    string       `json:"id"`
+	Order SessionOrder `json:"order"`
+	URL   SessionURL   `json:"url"`
+	// TransactionID is set once the session was paid (an authorization or
+	// a declined attempt).
+	TransactionID string    `json:"transaction_id,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	// CancelledAt is set once the session was cancelled; it can no longer
+	// be paid.
+	CancelledAt time.Time `json:"cancelled_at,omitzero"`
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+}
+
+// Cancelled reports whether the session was cancelled.
+func (s *Session) Cancelled() bool { return !s.CancelledAt.IsZero() }
+
+// SessionOrder is a session's order (Session.order).
+type SessionOrder struct {
+	Amount            int64  `json:"amount"`
+	Currency          string `json:"currency"`
+	MerchantReference string `json:"merchant_reference"`
+}
+
+// SessionURL is a session's url object.
+type SessionURL struct {
+	ReturnURL   string `json:"return_url,omitempty"`
+	CallbackURL string `json:"callback_url,omitempty"`
+}
+
 // Transaction is the subset of Dintero's Transaction object that payworker
 // reads. Unknown fields are ignored on decode.
 type Transaction struct {

@@ -150,6 +150,14 @@ func (g *fakeGateway) CreateSessionProfile(context.Context, []byte, ...dintero.C
 	return &dintero.SessionCreated{ID: "T12345678.session", URL: "https://checkout.example/v1/view/T12345678.session"}, nil
 }
 
+func (g *fakeGateway) SessionsByMerchantReference(context.Context, string) ([]dintero.Session, error) {
+	return nil, nil
+}
+
+func (g *fakeGateway) CancelSession(_ context.Context, id string) (*dintero.Session, error) {
+	return &dintero.Session{ID: id}, nil
+}
+
 func (g *fakeGateway) sent() []bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()

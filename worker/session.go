@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,11 +54,22 @@ func (s *sessionRequest) key() idempotency.Key {
 	return idempotency.SessionKey(s.req.Order.MerchantReference)
 }
 
-// call creates the session, once per reference. Dintero can neither fence
-// nor find a session by merchant_reference, so the sessions created are
-// also remembered apart from Redis (sessionLog, on JetStream): when Redis
-// lost the reference's record, the session created before is the answer,
-// not a second one the customer could pay as well.
+// call creates the session, once per reference. Dintero cannot fence a
+// session's creation by merchant_reference, so the sessions created are
+// remembered apart from Redis (sessionLog, on JetStream; the first
+// remembered wins): when Redis lost the reference's record, the session
+// remembered is the answer, not a second one the customer could pay as
+// well. Only a remembered session is ever answered.
+//
+// Deliveries of one reference can still each make a session at Dintero:
+// one paused past its lease while another took over, one killed after
+// Dintero made its session while Redis lost its claim, one whose answer
+// was lost (a timeout, a reset, a 5xx after Dintero made it). Every session
+// but the remembered one is cancelled: by the delivery that made it and
+// learnt it lost, and by a sweep of the reference's sessions at Dintero
+// whenever a delivery answers here (a claim that is new may be one whose
+// record Redis lost, so even a new one cannot tell that no session was
+// made before; requests answered from their record never get here).
 func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decision {
 	ref := s.req.Order.MerchantReference
 	prev, err := w.sessions.find(ctx, ref)
@@ -66,9 +78,8 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 	}
 	if prev != nil {
 		d.log.Info("a session was created for this reference before; answering with it", "session_id", prev.Result.SessionID)
-		res := prev.Result
-		res.Duplicate = prev.Seq != d.seq
-		return finish(sessionResult(&res))
+		s.sweep(ctx, w, d, prev.Result.SessionID)
+		return s.answer(prev, d)
 	}
 	body := s.body
 	if w.cfg.CallbackURL != "" {
@@ -78,31 +89,48 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 	}
 	created, err := w.gw.CreateSessionProfile(ctx, body, dintero.WithFence(w.fence(d)))
 	if err != nil {
-		return s.refused(w, d, err)
+		return s.refused(ctx, w, d, err)
 	}
 	res := s.base(w.now())
 	res.Outcome, res.SessionID, res.URL = messages.OutcomeCreated, created.ID, created.URL
 	first, err := w.sessions.remember(ctx, ref, d.seq, res)
-	switch {
-	case err != nil:
-		// The result still goes to Redis and the publisher; a second
-		// session becomes possible only if Redis loses the record too.
-		d.log.Warn("could not remember the session apart from Redis", "session_id", created.ID, "err", err)
-	case first.Result.SessionID != created.ID:
-		// Another worker created and remembered one first (this one was
-		// paused past its lease while Dintero created its own): answer with
-		// that one; the session just made is never shown to anyone.
-		d.log.Warn("another session was remembered for this reference first; answering with it",
-			"session_id", first.Result.SessionID, "unused_session_id", created.ID)
-		res = &first.Result
-		res.Duplicate = first.Seq != d.seq
+	if err != nil {
+		// Answering with a session not remembered could show the customer
+		// one that a later delivery, remembering another, cancels: try
+		// again; the next delivery finds this one remembered, or makes
+		// another and cancels this one.
+		d.log.Warn("could not remember the session apart from Redis; trying again", "session_id", created.ID, "err", err)
+		return unsure("sessions", fmt.Errorf("remembering session %s: %w", created.ID, err))
 	}
-	return finish(sessionResult(res))
+	lost := first.Result.SessionID != created.ID
+	if lost {
+		// Another delivery created and remembered one first (this one was
+		// paused past its lease, or Redis lost the claim, while Dintero
+		// created its own): answer with that one, and cancel the one just
+		// made, which nobody is shown.
+		d.log.Warn("another session was remembered for this reference first; answering with it and cancelling the one just made",
+			"session_id", first.Result.SessionID, "unused_session_id", created.ID)
+	}
+	var done []string
+	if lost && s.cancel(ctx, w, d, created.ID) {
+		done = append(done, created.ID)
+	}
+	s.sweep(ctx, w, d, first.Result.SessionID, done...)
+	return s.answer(first, d)
 }
 
-// refused decides on a session Dintero did not create. Creating one moves
-// no money, so anything but a refusal is simply tried again.
-func (s *sessionRequest) refused(w *Worker, d *delivery, err error) decision {
+// answer is the decision to answer d with the session e remembers, marked
+// duplicate unless d's request is the one that created it.
+func (s *sessionRequest) answer(e *sessionEntry, d *delivery) decision {
+	res := e.Result
+	res.Duplicate = e.Seq != d.seq
+	return finish(sessionResult(&res))
+}
+
+// refused decides on a session Dintero did not create, or may have
+// created without saying so. Creating one moves no money, so anything but
+// a refusal is simply tried again.
+func (s *sessionRequest) refused(ctx context.Context, w *Worker, d *delivery, err error) decision {
 	if errors.Is(err, errLostClaim) {
 		return decision{reason: "lost_claim", err: err, wait: true}
 	}
@@ -118,8 +146,63 @@ func (s *sessionRequest) refused(w *Worker, d *delivery, err error) decision {
 	case dintero.KindAuth:
 		w.log.Error("Dintero refused our credentials; check DINTERO_CLIENT_ID and DINTERO_CLIENT_SECRET", "err", derr)
 		return retry("auth", err)
+	case dintero.KindUnknownOutcome:
+		// Dintero may hold a session whose id this delivery never learns.
+		// When another delivery's session is remembered, that one is the
+		// answer and any other is cancelled; otherwise a later delivery
+		// (the claim recovered) makes and remembers one, and its sweep
+		// cancels this one's.
+		prev, ferr := w.sessions.find(ctx, s.req.Order.MerchantReference)
+		if ferr == nil && prev != nil {
+			d.log.Info("a session was remembered for this reference while this one's creation went unanswered; answering with it",
+				"session_id", prev.Result.SessionID, "err", err)
+			s.sweep(ctx, w, d, prev.Result.SessionID)
+			return s.answer(prev, d)
+		}
+		return decision{reason: "dintero", err: err, after: derr.RetryAfter, maybeSent: true}
 	}
 	return decision{reason: "dintero", err: err, after: derr.RetryAfter}
+}
+
+// sweep cancels the sessions Dintero holds for the request's reference
+// besides keep, the remembered one: sessions that this or an earlier
+// delivery made and nobody was shown. It cancels only open sessions made
+// from this request (its amount, currency and return_url; a charge's
+// session has no return_url), skipping those already cancelled (done). A
+// paid one is logged, never cancelled: a cancel would void its
+// authorization. Best effort: a failure is logged with the session id and
+// leaves the answer as it is.
+func (s *sessionRequest) sweep(ctx context.Context, w *Worker, d *delivery, keep string, done ...string) {
+	found, err := w.gw.SessionsByMerchantReference(ctx, s.req.Order.MerchantReference)
+	if err != nil {
+		d.log.Warn("could not look up the sessions Dintero holds for this reference; an unused one may stay open",
+			"session_id", keep, "err", err)
+		return
+	}
+	o := s.req.Order
+	for _, ss := range found {
+		switch {
+		case ss.ID == keep || ss.Cancelled() || slices.Contains(done, ss.ID):
+		case ss.Order.Amount != o.Amount || ss.Order.Currency != o.Currency || ss.URL.ReturnURL != s.req.URL.ReturnURL:
+		case ss.TransactionID != "":
+			d.log.Error("Dintero holds a paid session for this reference besides the one answered; check it in Dintero's backoffice",
+				"session_id", keep, "paid_session_id", ss.ID, "transaction_id", ss.TransactionID)
+		default:
+			_ = s.cancel(ctx, w, d, ss.ID)
+		}
+	}
+}
+
+// cancel cancels a session nobody was shown, and reports whether it did.
+// Best effort: a failure is logged with the session id, never fails the
+// request.
+func (s *sessionRequest) cancel(ctx context.Context, w *Worker, d *delivery, id string) bool {
+	if _, err := w.gw.CancelSession(ctx, id); err != nil {
+		d.log.Warn("could not cancel a session nobody was shown; cancel it in Dintero's backoffice", "unused_session_id", id, "err", err)
+		return false
+	}
+	d.log.Info("cancelled a session nobody was shown", "unused_session_id", id)
+	return true
 }
 
 func (s *sessionRequest) fail(outcome messages.Outcome, rerr *messages.ResultError, _ int, now time.Time) *result {

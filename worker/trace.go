@@ -119,6 +119,20 @@ func (g tracedGateway) CreateSessionProfile(ctx context.Context, body []byte, op
 	return s, err
 }
 
+func (g tracedGateway) SessionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Session, error) {
+	ctx, span := g.start(ctx, dintero.OpListSessions)
+	ss, err := g.Gateway.SessionsByMerchantReference(ctx, ref)
+	endSpan(span, err)
+	return ss, err
+}
+
+func (g tracedGateway) CancelSession(ctx context.Context, id string) (*dintero.Session, error) {
+	ctx, span := g.start(ctx, dintero.OpCancelSession)
+	s, err := g.Gateway.CancelSession(ctx, id)
+	endSpan(span, err)
+	return s, err
+}
+
 func (g tracedGateway) GetTransaction(ctx context.Context, id string, includes ...string) (*dintero.Transaction, error) {
 	ctx, span := g.start(ctx, dintero.OpGetTransaction)
 	tx, err := g.Gateway.GetTransaction(ctx, id, includes...)

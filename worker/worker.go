@@ -34,6 +34,8 @@ type Gateway interface {
 	PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error)
 	TransactionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Transaction, error)
 	CreateSessionProfile(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.SessionCreated, error)
+	SessionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Session, error)
+	CancelSession(ctx context.Context, id string) (*dintero.Session, error)
 	GetTransaction(ctx context.Context, id string, includes ...string) (*dintero.Transaction, error)
 }
 

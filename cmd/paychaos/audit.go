@@ -77,7 +77,8 @@ func (r *report) violations() []string {
 		{"charged references answered failed", r.ChargedFailed},
 		{"session requests with no final result", r.Sessions.NoResult},
 		{"session requests with more than one result", r.Sessions.Extra},
-		{"references with more than one Dintero session", r.Sessions.MultiSession},
+		{"references with more than one live Dintero session", r.Sessions.MultiSession},
+		{"session requests answered with a cancelled session", r.Sessions.AnsweredCancelled},
 		{"tokens asked again after DO_NOT_RETRY", r.Tokens.AskedAfterBlock},
 		{"tokens declined more often than their budget", r.Tokens.BudgetExceeded},
 	} {
@@ -417,6 +418,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 	if c := ri.Counters; c != nil {
 		row("sandbox: pay calls / 5xx / 429 / hung", fmt.Sprintf("%d / %d / %d / %d", c.PayRequests, c.FaultErrors, c.FaultRateLimits, c.FaultTimeoutsAfterCharge), "")
 		row("sandbox: duplicates refused / lookups", fmt.Sprintf("%d / %d", c.DuplicatesRefused, c.TransactionLists), "")
+		row("sandbox: sessions created / cancelled / looked up", fmt.Sprintf("%d / %d / %d", c.SessionsCreated, c.SessionsCancelled, c.SessionLists), "")
 	}
 	printLoss(row, r, ri.Loss)
 	printOutage(row, ri.Outage, ri.Counters)
@@ -437,6 +439,7 @@ func printTable(w io.Writer, r *report, ri runInfo, maxProblems int) {
 		fmt.Fprintln(w, "  exit:", e)
 	}
 	printFence(w, r, ri.Loss, maxProblems)
+	printCancelledSessions(w, r, maxProblems)
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\n%d problems", len(r.Problems))
 		if len(r.Problems) > maxProblems {

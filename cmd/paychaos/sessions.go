@@ -4,14 +4,17 @@ package main
 // 1): each reference is asked for twice, the second time some seconds
 // later as a publisher's retry (another Nats-Msg-Id), so that a session
 // whose record Redis lost in between (FLUSHALL, the failover) is asked for
-// again. The audit checks that every session request got one result and
-// that Dintero holds at most one session per reference.
+// again. The audit checks that every session request got one result, that
+// Dintero holds at most one live (not cancelled) session per reference and
+// that no request was answered with a cancelled one; the extra sessions
+// the workers cancelled are reported.
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sort"
@@ -162,10 +165,15 @@ func decodeSessionResult(m jetstream.Msg) sessionResult {
 type dinteroSession struct {
 	ID    string `json:"id"`
 	Kind  string `json:"kind"`
+	State string `json:"state"` // dinterotest.SessionOpen, SessionPaid, SessionCancelled
 	Order struct {
 		MerchantReference string `json:"merchant_reference"`
 	} `json:"order"`
+	CreatedAt   time.Time `json:"created_at"`
+	CancelledAt time.Time `json:"cancelled_at"`
 }
+
+func (s dinteroSession) cancelled() bool { return s.State == dinterotest.SessionCancelled }
 
 // sessionInput is what the session audit reads.
 type sessionInput struct {
@@ -181,16 +189,22 @@ func collectSessions(ctx context.Context, st *stack.Stack, si *sessionInput) err
 
 // sessionReport is the session part of the audit.
 type sessionReport struct {
-	Published    int
-	NoResult     int // session requests without a result; must be 0
-	Extra        int // results beyond one per session request; must be 0
-	MultiSession int // references with more than one Dintero session; must be 0
-	Outcomes     map[messages.Outcome]int
-	Duplicates   int // results marked duplicate
+	Published         int
+	NoResult          int // session requests without a result; must be 0
+	Extra             int // results beyond one per session request; must be 0
+	MultiSession      int // references with more than one live Dintero session; must be 0
+	AnsweredCancelled int // session requests answered with a session Dintero holds cancelled; must be 0
+	Outcomes          map[messages.Outcome]int
+	Duplicates        int // results marked duplicate
+	// Cancelled are the extra sessions the workers cancelled, by reference
+	// (reported, not a violation: a second session was made, and nobody
+	// can pay it).
+	Cancelled []dinteroSession
 }
 
-// auditSessions checks the session requests: one result each, one Dintero
-// session per reference, and a retry answered with the first session.
+// auditSessions checks the session requests: one result each, one live
+// Dintero session per reference, never a cancelled one answered, and a
+// retry answered with the first session.
 func auditSessions(in sessionInput, r *report) {
 	sr := sessionReport{Published: len(in.Published), Outcomes: map[messages.Outcome]int{}}
 	bySeq := map[uint64][]sessionResult{}
@@ -227,18 +241,32 @@ func auditSessions(in sessionInput, r *report) {
 		}
 		sessionOf[p.Ref] = res.SessionID
 	}
-	perRef := map[string][]string{}
+	live := map[string][]string{} // reference -> its sessions not cancelled
+	cancelled := map[string]dinteroSession{}
 	for _, s := range in.Dintero {
-		if s.Kind == "profile" {
-			perRef[s.Order.MerchantReference] = append(perRef[s.Order.MerchantReference], s.ID)
+		switch {
+		case s.Kind != "profile":
+		case s.cancelled():
+			cancelled[s.ID] = s
+			sr.Cancelled = append(sr.Cancelled, s)
+		default:
+			live[s.Order.MerchantReference] = append(live[s.Order.MerchantReference], s.ID)
 		}
 	}
-	for _, ref := range sortedKeys(perRef) {
-		if ids := perRef[ref]; len(ids) > 1 {
+	for _, ref := range sortedKeys(live) {
+		if ids := live[ref]; len(ids) > 1 {
 			sr.MultiSession++
-			r.problem("Dintero holds %d sessions for %s: %s", len(ids), ref, strings.Join(ids, ", "))
+			r.problem("Dintero holds %d live sessions for %s: %s", len(ids), ref, strings.Join(ids, ", "))
 		}
 	}
+	for _, ref := range sortedKeys(sessionOf) {
+		if s, ok := cancelled[sessionOf[ref]]; ok {
+			sr.AnsweredCancelled++
+			r.problem("session requests for %s were answered with session %s, which Dintero holds cancelled (since %s)",
+				ref, s.ID, s.CancelledAt.Format("15:04:05.000"))
+		}
+	}
+	sort.SliceStable(sr.Cancelled, func(a, b int) bool { return sr.Cancelled[a].CreatedAt.Before(sr.Cancelled[b].CreatedAt) })
 	r.Sessions = sr
 }
 
@@ -250,8 +278,31 @@ func printSessions(row func(name string, v any, rule string), check func(name st
 	}
 	check("session requests with no final result", s.NoResult)
 	check("session requests with more than one result", s.Extra)
-	check("references with more than one Dintero session", s.MultiSession)
+	check("references with more than one live Dintero session", s.MultiSession)
+	check("session requests answered with a cancelled session", s.AnsweredCancelled)
+	refs := map[string]bool{}
+	for _, c := range s.Cancelled {
+		refs[c.Order.MerchantReference] = true
+	}
+	row("extra Dintero sessions cancelled", len(s.Cancelled), fmt.Sprintf("reported (not must-be-0): on %d references", len(refs)))
 	row("session results created / failed / rejected", fmt.Sprintf("%d / %d / %d",
 		s.Outcomes[messages.OutcomeCreated], s.Outcomes[messages.OutcomeFailed], s.Outcomes[messages.OutcomeRejected]),
 		fmt.Sprintf("%d session requests, %d answered as duplicates", s.Published, s.Duplicates))
+}
+
+// printCancelledSessions lists the extra sessions the workers cancelled.
+func printCancelledSessions(w io.Writer, r *report, maxLines int) {
+	c := r.Sessions.Cancelled
+	if len(c) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "extra Dintero sessions cancelled (%d):\n", len(c))
+	for i, s := range c {
+		if i == maxLines {
+			fmt.Fprintf(w, "  ... %d more\n", len(c)-maxLines)
+			break
+		}
+		fmt.Fprintf(w, "  %s: %s made at %s, cancelled at %s\n", s.Order.MerchantReference, s.ID,
+			s.CreatedAt.Format("15:04:05.000"), s.CancelledAt.Format("15:04:05.000"))
+	}
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/messages"
 )
 
@@ -42,26 +45,83 @@ func TestAuditSessions(t *testing.T) {
 	res := func(ref string, seq uint64, id string, dup bool) sessionResult {
 		return sessionResult{ReqSeq: seq, Result: messages.SessionResult{MerchantReference: ref, Outcome: messages.OutcomeCreated, SessionID: id, Duplicate: dup}}
 	}
-	ds := func(ref, id string) dinteroSession {
-		s := dinteroSession{ID: id, Kind: "profile"}
+	t0 := time.Date(2026, 11, 30, 19, 57, 43, 0, time.UTC)
+	ds := func(ref, id, state string) dinteroSession {
+		s := dinteroSession{ID: id, Kind: "profile", State: state, CreatedAt: t0}
 		s.Order.MerchantReference = ref
+		if state == dinterotest.SessionCancelled {
+			s.CancelledAt = t0.Add(6 * time.Second)
+		}
 		return s
 	}
+	open, cancelled := dinterotest.SessionOpen, dinterotest.SessionCancelled
 	in := sessionInput{
-		Published: []sessionPub{pub("S1", 10, false), pub("S1", 11, true), pub("S2", 12, false), pub("S2", 13, true), pub("S3", 14, false)},
-		Results:   []sessionResult{res("S1", 10, "a", false), res("S1", 11, "a", true), res("S2", 12, "b", false), res("S2", 13, "c", false), res("S2", 13, "c", false)},
-		Dintero:   []dinteroSession{ds("S1", "a"), ds("S2", "b"), ds("S2", "c"), {ID: "p", Kind: "pay"}},
+		Published: []sessionPub{pub("S1", 10, false), pub("S1", 11, true), pub("S2", 12, false), pub("S2", 13, true), pub("S3", 14, false),
+			pub("S4", 15, false), pub("S4", 16, true), pub("S5", 17, false)},
+		Results: []sessionResult{res("S1", 10, "a", false), res("S1", 11, "a", true), res("S2", 12, "b", false), res("S2", 13, "c", false), res("S2", 13, "c", false),
+			res("S4", 15, "d", false), res("S4", 16, "d", true), res("S5", 17, "f", false)},
+		Dintero: []dinteroSession{
+			ds("S1", "a", open), ds("S2", "b", open), ds("S2", "c", open), {ID: "p", Kind: "pay", State: dinterotest.SessionPaid},
+			// S4: a second session, cancelled: reported, not a violation.
+			ds("S4", "d", open), ds("S4", "e", cancelled),
+			// S5: answered with the session that was cancelled.
+			ds("S5", "f", cancelled), ds("S5", "g", open),
+		},
 	}
 	r := &report{}
 	auditSessions(in, r)
 	s := r.Sessions
-	if s.Published != 5 || s.NoResult != 1 || s.Extra != 1 || s.MultiSession != 1 || s.Duplicates != 1 || s.Outcomes[messages.OutcomeCreated] != 4 {
+	if s.Published != 8 || s.NoResult != 1 || s.Extra != 1 || s.MultiSession != 1 || s.AnsweredCancelled != 1 ||
+		s.Duplicates != 2 || s.Outcomes[messages.OutcomeCreated] != 7 {
 		t.Errorf("report %+v", s)
 	}
+	if ids := []string{}; len(s.Cancelled) == 2 {
+		for _, c := range s.Cancelled {
+			ids = append(ids, c.ID)
+		}
+		if slices.Sort(ids); !slices.Equal(ids, []string{"e", "f"}) {
+			t.Errorf("cancelled sessions %v, want e and f", ids)
+		}
+	} else {
+		t.Errorf("cancelled sessions %+v, want e and f", s.Cancelled)
+	}
 	all := strings.Join(r.Problems, "\n")
-	for _, want := range []string{"no result for session request S3", "2 results for session request S2", "Dintero holds 2 sessions for S2", "answered with session c"} {
+	for _, want := range []string{"no result for session request S3", "2 results for session request S2", "Dintero holds 2 live sessions for S2",
+		"answered with session c", "S5 were answered with session f, which Dintero holds cancelled"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems lack %q:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "S4") {
+		t.Errorf("a cancelled second session is a problem:\n%s", all)
+	}
+	v := strings.Join(r.violations(), "; ")
+	for _, want := range []string{"references with more than one live Dintero session", "session requests answered with a cancelled session"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("violations %q lack %q", v, want)
+		}
+	}
+
+	// Only the cancelled extra: no violation, one reported row.
+	in = sessionInput{
+		Published: []sessionPub{pub("S4", 15, false), pub("S4", 16, true)},
+		Results:   []sessionResult{res("S4", 15, "d", false), res("S4", 16, "d", true)},
+		Dintero:   []dinteroSession{ds("S4", "d", open), ds("S4", "e", cancelled)},
+	}
+	r = &report{}
+	auditSessions(in, r)
+	if v := r.violations(); len(v) != 0 || len(r.Problems) != 0 {
+		t.Errorf("violations %v, problems %v; want none", v, r.Problems)
+	}
+	var b strings.Builder
+	printSessions(func(name string, v any, rule string) { fmt.Fprintf(&b, "%s|%v|%s\n", name, v, rule) },
+		func(name string, n int) { fmt.Fprintf(&b, "%s|%d|check\n", name, n) }, r)
+	printCancelledSessions(&b, r, 10)
+	out := b.String()
+	for _, want := range []string{"extra Dintero sessions cancelled|1|reported (not must-be-0): on 1 references",
+		"references with more than one live Dintero session|0|check", "S4: e made at 19:57:43.000, cancelled at 19:57:49.000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -24,7 +24,7 @@ func adminRoutes() []adminRoute {
 		{http.MethodGet, AdminPrefix + "ledger", "every authorization granted by /v1/sessions/pay, in order"},
 		{http.MethodGet, AdminPrefix + "transactions", "every transaction, declined ones included, in order"},
 		{http.MethodGet, AdminPrefix + "counters", "request and outcome counters"},
-		{http.MethodGet, AdminPrefix + "sessions", "every session (kind, saved card types, never tokens)"},
+		{http.MethodGet, AdminPrefix + "sessions", "every session (kind, state open|paid|cancelled, saved card types, never tokens)"},
 		{http.MethodGet, AdminPrefix + "refusals", "every pay call refused as a duplicate by a strict toggle, in order"},
 		{http.MethodGet, AdminPrefix + "faults", "the injected faults"},
 		{http.MethodPut, AdminPrefix + "faults", "replace the injected faults (JSON, durations as \"150ms\", rates in [0,1])"},

@@ -38,7 +38,15 @@
 //     payment_token kinds) and answers {"id","url"}, url being
 //     <base>/v1/view/<id> on the host the client used.
 //   - GET /v1/sessions/{id}: the session (id, order, url{return_url,
-//     callback_url}, customer, transaction_id once paid), never its tokens.
+//     callback_url}, customer, transaction_id once paid, cancelled_at and
+//     cancelled_by once cancelled), never its tokens.
+//   - GET /v1/sessions: sessions as above in a bare array, newest first,
+//     limit 1-100 default 10, starting_after; search keeps those whose
+//     merchant_reference contains it, ignoring case.
+//   - POST /v1/sessions/{id}/cancel: the session can no longer be paid; it
+//     is answered with cancelled_at and cancelled_by (the client id). A
+//     repeat answers it unchanged; a session with a transaction is refused
+//     (400), an unknown one is 404.
 //   - GET /v1/transactions/{id}, GET /v1/transactions?merchant_reference=
 //     (bare array, newest first, limit 1-100 default 10, starting_after).
 //
@@ -62,8 +70,9 @@
 //     return_url with transaction_id and merchant_reference added, plus
 //     error=authorization when the payment failed. A CVC that is not 3 or 4
 //     digits (400), a session already paid (409, also after a declined
-//     attempt), without a saved card (409) or whose token is not a test
-//     card (422, nothing recorded) shows the page again with the reason.
+//     attempt), cancelled (409), without a saved card (409) or whose token
+//     is not a test card (422, nothing recorded) shows the page again with
+//     the reason. The page of a cancelled session says so and has no form.
 //
 // The saved payment_token picks the outcome as for /v1/sessions/pay (see
 // Test cards). The transaction has the session's id, no payment_operation,
@@ -158,13 +167,14 @@
 // An outage (Options.Outage, SetOutage, PUT /__sandbox/outage, or the
 // binary's -outage flags) is a window, starting when it is set, in which
 // Dintero charges but the answers are lost and nothing can be looked up:
-// POST /v1/sessions/pay and POST /v1/sessions-profile are processed (the
-// charge enters the ledger, the session is stored; soft-decline counts
-// advance) and then hang until the client gives up (Outage.Answer "hang",
-// the default; dropped after Options.HangLimit) or are answered 502 or 504;
+// POST /v1/sessions/pay, POST /v1/sessions-profile and
+// POST /v1/sessions/{id}/cancel are processed (the charge enters the
+// ledger, the session is stored or cancelled; soft-decline counts advance)
+// and then hang until the client gives up (Outage.Answer "hang", the
+// default; dropped after Options.HangLimit) or are answered 502 or 504;
 // Outage.RefuseRate of them are answered 503 instead, before anything is
 // done; lookups (GET /v1/transactions, /v1/transactions/{id},
-// /v1/sessions/{id}) answer 503. The token endpoint, the customer's pages
+// /v1/sessions, /v1/sessions/{id}) answer 503. The token endpoint, the customer's pages
 // and callbacks keep working. Counters: OutageAnswersLost, OutageRefused,
 // OutageLookupsFailed. After the window everything answers again, and a
 // retried charge meets the strict toggles as usual.
@@ -176,7 +186,7 @@
 //	GET  /__sandbox/transactions   Transactions as JSON
 //	GET  /__sandbox/counters       Counters as JSON
 //	GET  /__sandbox/refusals       Refusals: pay calls refused as duplicates
-//	GET  /__sandbox/sessions       every session (kind, saved card types, never tokens)
+//	GET  /__sandbox/sessions       every session (kind, state open|paid|cancelled, saved card types, never tokens)
 //	GET  /__sandbox/faults         Faults as JSON
 //	PUT  /__sandbox/faults         replace Faults (400 if invalid)
 //	GET  /__sandbox/outage         OutageStatus: the outage last set, active or not
@@ -189,11 +199,14 @@
 // # Not modelled
 //
 //   - Capture, refund, void, authorization updates, PUT /v1/transactions/{id},
-//     session cancel, POST /v1/sessions (without a profile) and
-//     /v1/sessions/payment-token.
+//     POST /v1/sessions (without a profile) and /v1/sessions/payment-token.
+//   - Cancelling a paid session (Dintero voids an initialized or authorized
+//     transaction; the sandbox refuses), a callback on a cancel, and the
+//     session list's other filters (search on merchant_reference_2 or the
+//     customer's name, id, transaction_id, created_at, store_id).
 //   - Card entry on the payment page (only saved cards are paid), session
-//     expiry and cancel, and callbacks for /v1/sessions/pay (whose
-//     callback_url is stored but never called).
+//     expiry and the customer cancelling on the page, and callbacks for
+//     /v1/sessions/pay (whose callback_url is stored but never called).
 //   - The callback_url modifiers delay_callback, report_event and
 //     includes=session; callbacks for ON_HOLD; a second callback on a
 //     status change.

@@ -23,6 +23,8 @@ const (
 	epPay
 	epSessionsProfile
 	epSessionGet
+	epSessionList
+	epSessionCancel
 	epTransactionList
 	epTransactionGet
 	epView
@@ -72,6 +74,8 @@ func route(p string) (endpoint, string, string) {
 		return epPay, "", http.MethodPost
 	case p == "/v1/sessions-profile":
 		return epSessionsProfile, "", http.MethodPost
+	case p == "/v1/sessions":
+		return epSessionList, "", http.MethodGet
 	case p == "/v1/transactions":
 		return epTransactionList, "", http.MethodGet
 	case strings.HasPrefix(p, "/v1/view/"):
@@ -82,6 +86,11 @@ func route(p string) (endpoint, string, string) {
 	}
 	if id, ok := strings.CutPrefix(p, "/v1/sessions/"); ok && id != "" && !strings.Contains(id, "/") {
 		return epSessionGet, id, http.MethodGet
+	}
+	if rest, ok := strings.CutPrefix(p, "/v1/sessions/"); ok {
+		if id, ok := strings.CutSuffix(rest, "/cancel"); ok && id != "" && !strings.Contains(id, "/") {
+			return epSessionCancel, id, http.MethodPost
+		}
 	}
 	if rest, ok := strings.CutPrefix(p, "/v1/accounts/"); ok {
 		if aid, ok := strings.CutSuffix(rest, "/auth/token"); ok && aid != "" && !strings.Contains(aid, "/") {
@@ -121,6 +130,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string, 
 		s.c.transactionGets.Add(1)
 	case epTransactionList:
 		s.c.transactionLists.Add(1)
+	case epSessionList:
+		s.c.sessionLists.Add(1)
+	case epSessionCancel:
+		s.c.sessionCancels.Add(1)
 	}
 	if !s.applyFaults(w, r, ep) {
 		return
@@ -142,6 +155,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, reqID string, 
 			s.handleSessionsProfile(w, r)
 		case epSessionGet:
 			s.handleSessionGet(w, param)
+		case epSessionList:
+			s.handleSessionList(w, r)
+		case epSessionCancel:
+			s.handleSessionCancel(w, param)
 		case epTransactionGet:
 			s.handleTransactionGet(w, r, param)
 		case epTransactionList:

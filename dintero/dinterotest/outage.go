@@ -25,12 +25,14 @@ const (
 // the worst case for a payment client, which cannot tell what happened
 // and cannot look it up either. While it lasts:
 //
-//   - POST /v1/sessions/pay and POST /v1/sessions-profile are processed as
-//     usual (the charge is made and enters the ledger, the session is
-//     stored), but the answer is lost: see Answer. RefuseRate of them are
-//     instead answered 503 SERVICE_UNAVAILABLE before anything is done.
-//   - Lookups (GET /v1/transactions, GET /v1/transactions/{id} and
-//     GET /v1/sessions/{id}) are answered 503 SERVICE_UNAVAILABLE.
+//   - POST /v1/sessions/pay, POST /v1/sessions-profile and
+//     POST /v1/sessions/{id}/cancel are processed as usual (the charge is
+//     made and enters the ledger, the session is stored or cancelled), but
+//     the answer is lost: see Answer. RefuseRate of them are instead
+//     answered 503 SERVICE_UNAVAILABLE before anything is done.
+//   - Lookups (GET /v1/transactions, GET /v1/transactions/{id},
+//     GET /v1/sessions and GET /v1/sessions/{id}) are answered 503
+//     SERVICE_UNAVAILABLE.
 //   - The token endpoint, the customer's pages, callbacks and the admin
 //     endpoints work as usual.
 //
@@ -195,11 +197,11 @@ func (s *Server) serveOutage(w http.ResponseWriter, r *http.Request, ep endpoint
 		return false
 	}
 	switch ep {
-	case epTransactionGet, epTransactionList, epSessionGet:
+	case epTransactionGet, epTransactionList, epSessionGet, epSessionList:
 		s.c.outageLookupsFailed.Add(1)
 		writeError(w, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "sandbox outage: service unavailable", nil)
 		return true
-	case epPay, epSessionsProfile:
+	case epPay, epSessionsProfile, epSessionCancel:
 	default:
 		return false
 	}

@@ -201,7 +201,7 @@ type Charge struct {
 
 // Counters counts requests and outcomes since New or the last Reset.
 // Endpoint counters (TokenRequests, PayRequests, TransactionGets,
-// TransactionLists) count every request that reached the endpoint,
+// TransactionLists, SessionLists, SessionCancels) count every request that reached the endpoint,
 // including those answered by a fault or with 401.
 type Counters struct {
 	TokenRequests            int64 `json:"token_requests"`
@@ -242,6 +242,13 @@ type Counters struct {
 	// CallbackFailures counts callbacks given up: a 4xx (or other non-2xx,
 	// non-5xx) answer, retries exhausted, or the server closed.
 	CallbackFailures int64 `json:"callback_failures"`
+	// SessionLists and SessionCancels count the requests to GET
+	// /v1/sessions and POST /v1/sessions/{id}/cancel; SessionsCancelled
+	// the sessions a cancel moved to SessionCancelled (a repeat does not
+	// count).
+	SessionLists      int64 `json:"session_lists"`
+	SessionCancels    int64 `json:"session_cancels"`
+	SessionsCancelled int64 `json:"sessions_cancelled"`
 }
 
 type counters struct {
@@ -250,7 +257,7 @@ type counters struct {
 	transactionLists, unauthorized, faultErrors, faultRateLimits,
 	faultTimeoutsAfterCharge, faultResets, sessionsPaid, callbacksSent,
 	callbacksDelivered, callbackFailures, rateLimited, rateLimitedPay, outageAnswersLost,
-	outageRefused, outageLookupsFailed atomic.Int64
+	outageRefused, outageLookupsFailed, sessionLists, sessionCancels, sessionsCancelled atomic.Int64
 }
 
 func (c *counters) all() []*atomic.Int64 {
@@ -261,7 +268,7 @@ func (c *counters) all() []*atomic.Int64 {
 		&c.faultTimeoutsAfterCharge, &c.faultResets, &c.sessionsPaid,
 		&c.callbacksSent, &c.callbacksDelivered, &c.callbackFailures,
 		&c.rateLimited, &c.rateLimitedPay, &c.outageAnswersLost,
-		&c.outageRefused, &c.outageLookupsFailed}
+		&c.outageRefused, &c.outageLookupsFailed, &c.sessionLists, &c.sessionCancels, &c.sessionsCancelled}
 }
 
 // Server is an in-memory Dintero Checkout. It implements http.Handler and
@@ -462,6 +469,9 @@ func (s *Server) Counters() Counters {
 		CallbacksSent:            c.callbacksSent.Load(),
 		CallbacksDelivered:       c.callbacksDelivered.Load(),
 		CallbackFailures:         c.callbackFailures.Load(),
+		SessionLists:             c.sessionLists.Load(),
+		SessionCancels:           c.sessionCancels.Load(),
+		SessionsCancelled:        c.sessionsCancelled.Load(),
 	}
 }
 

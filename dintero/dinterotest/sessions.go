@@ -112,6 +112,90 @@ func (s *Server) handleSessionGet(w http.ResponseWriter, id string) {
 	writeJSON(w, http.StatusOK, view)
 }
 
+// handleSessionList serves GET /v1/sessions: the sessions (as GET
+// /v1/sessions/{id} shows them) in a bare array, newest first, paged by
+// limit (1-100, default 10) and starting_after (the id of the last session
+// of the previous page). search keeps the sessions whose merchant_reference
+// contains it, ignoring case (Dintero also matches merchant_reference_2 and
+// the customer's name, which the sandbox does not keep).
+func (s *Server) handleSessionList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 10
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			s.c.invalidRequests.Add(1)
+			writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "limit must be an integer from 1 to 100", nil)
+			return
+		}
+		limit = n
+	}
+	search := strings.ToLower(q.Get("search"))
+	s.mu.Lock()
+	all := s.st.sessionOrder
+	end := len(all) // exclusive; walk backwards from end-1 (newest first)
+	if after := q.Get("starting_after"); after != "" {
+		end = -1
+		if sess, ok := s.st.sessions[after]; ok {
+			end = sess.seq
+		}
+	}
+	var page []sessionView
+	for i := end - 1; i >= 0 && len(page) < limit; i-- {
+		if search == "" || strings.Contains(strings.ToLower(all[i].Order.MerchantReference), search) {
+			page = append(page, all[i].view())
+		}
+	}
+	s.mu.Unlock()
+	if end < 0 {
+		s.c.invalidRequests.Add(1)
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "starting_after is not a session", nil)
+		return
+	}
+	if page == nil {
+		page = []sessionView{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// handleSessionCancel serves POST /v1/sessions/{id}/cancel: the session can
+// no longer be paid, and is answered as GET /v1/sessions/{id} shows it,
+// with cancelled_at and cancelled_by (the client id). Cancelling a
+// cancelled session answers it again, unchanged. A session with a
+// transaction is refused with 400: Dintero voids an initialized or
+// authorized one and refuses the others; the sandbox voids nothing.
+func (s *Server) handleSessionCancel(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	sess, ok := s.st.sessions[id]
+	var view sessionView
+	paid, cancelled := false, false
+	if ok {
+		switch {
+		case !sess.CancelledAt.IsZero():
+		case sess.TransactionID != "":
+			paid = true
+		default:
+			sess.CancelledAt, sess.CancelledBy = time.Now().UTC(), s.opts.ClientID
+			cancelled = true
+		}
+		view = sess.view()
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "session not found", nil)
+	case paid:
+		s.c.invalidRequests.Add(1)
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST",
+			"the session has a transaction; the sandbox does not void it (cancel is not modelled for paid sessions)", nil)
+	default:
+		if cancelled {
+			s.c.sessionsCancelled.Add(1)
+		}
+		writeJSON(w, http.StatusOK, view)
+	}
+}
+
 // handleTransactionGet serves GET /v1/transactions/{id}. Of the includes
 // parameter (repeatable; comma-separated values are accepted too) it
 // honours card.payment_token and card.recurrence_token: the token the

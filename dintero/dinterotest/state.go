@@ -16,6 +16,7 @@ type state struct {
 	txByID       map[string]*txRecord
 	txByRef      map[string][]*txRecord // merchant_reference -> creation order
 	sessions     map[string]*session
+	sessionOrder []*session          // creation order; index == seq
 	refSessions  map[string]struct{} // references of every session created
 	refSucceeded map[string]struct{} // references with an AUTHORIZED/CAPTURED transaction
 	ledger       []Charge
@@ -31,6 +32,7 @@ func newState() state {
 		txByID:       make(map[string]*txRecord, initialCapacity),
 		txByRef:      make(map[string][]*txRecord, initialCapacity),
 		sessions:     make(map[string]*session, initialCapacity),
+		sessionOrder: make([]*session, 0, initialCapacity),
 		refSessions:  make(map[string]struct{}, initialCapacity),
 		refSucceeded: make(map[string]struct{}, initialCapacity),
 		ledger:       make([]Charge, 0, initialCapacity),
@@ -63,8 +65,13 @@ func (st *state) addTx(tx dintero.Transaction, sess *session, tokenKind, token s
 	return rec
 }
 
-// addSession stores sess. The caller holds Server.mu.
+// addSession stores sess, unless it is stored already (a profile session
+// the customer pays). The caller holds Server.mu.
 func (st *state) addSession(sess *session) {
+	if _, ok := st.sessions[sess.ID]; !ok {
+		sess.seq = len(st.sessionOrder)
+		st.sessionOrder = append(st.sessionOrder, sess)
+	}
 	st.sessions[sess.ID] = sess
 	st.refSessions[sess.Order.MerchantReference] = struct{}{}
 }
@@ -75,6 +82,7 @@ func (st *state) addSession(sess *session) {
 // it is stored except under Server.mu.
 type session struct {
 	ID            string
+	seq           int    // position in state.sessionOrder
 	Kind          string // sessionKindProfile or sessionKindPay
 	ProfileID     string
 	Order         orderSummary
@@ -84,6 +92,9 @@ type session struct {
 	Metadata      map[string]any
 	TransactionID string
 	CreatedAt     time.Time
+	// CancelledAt and CancelledBy are set by POST /v1/sessions/{id}/cancel.
+	CancelledAt time.Time
+	CancelledBy string
 	// Tokens are the card tokens given to /v1/sessions-profile, keyed by
 	// payment_product_type. Kept server side only: never encoded.
 	Tokens map[string]string
@@ -131,6 +142,32 @@ type sessionView struct {
 	Customer      *customerSummary `json:"customer,omitempty"`
 	Metadata      map[string]any   `json:"metadata,omitempty"`
 	TransactionID string           `json:"transaction_id,omitempty"`
+	CancelledAt   time.Time        `json:"cancelled_at,omitzero"`
+	CancelledBy   string           `json:"cancelled_by,omitempty"`
+}
+
+// What state a session is in (SessionInfo.State, and the state of an entry
+// of GET /__sandbox/sessions).
+const (
+	// SessionOpen: waiting for the customer.
+	SessionOpen = "open"
+	// SessionPaid: it has a transaction (authorized or declined); sessions
+	// of /v1/sessions/pay are paid when they are made.
+	SessionPaid = "paid"
+	// SessionCancelled: POST /v1/sessions/{id}/cancel cancelled it; it can
+	// no longer be paid.
+	SessionCancelled = "cancelled"
+)
+
+// state is the session's SessionOpen, SessionPaid or SessionCancelled.
+func (sess *session) state() string {
+	switch {
+	case !sess.CancelledAt.IsZero():
+		return SessionCancelled
+	case sess.TransactionID != "":
+		return SessionPaid
+	}
+	return SessionOpen
 }
 
 func (sess *session) view() sessionView {
@@ -142,6 +179,8 @@ func (sess *session) view() sessionView {
 		URL:           sessionURLs{ReturnURL: sess.ReturnURL, CallbackURL: sess.CallbackURL},
 		Metadata:      sess.Metadata,
 		TransactionID: sess.TransactionID,
+		CancelledAt:   sess.CancelledAt,
+		CancelledBy:   sess.CancelledBy,
 	}
 	if sess.Customer != (customerSummary{}) {
 		c := sess.Customer

@@ -22,6 +22,9 @@ var (
 	// paid at most once, declined attempts included; sessions of
 	// /v1/sessions/pay are paid when they are made).
 	ErrSessionPaid = errors.New("dinterotest: session already paid")
+	// ErrSessionCancelled: the session was cancelled
+	// (POST /v1/sessions/{id}/cancel) and can no longer be paid.
+	ErrSessionCancelled = errors.New("dinterotest: session cancelled")
 	// ErrNoSavedCard: the session was created without a payment_token, and
 	// the sandbox pays only saved cards.
 	ErrNoSavedCard = errors.New("dinterotest: session has no saved card")
@@ -47,8 +50,8 @@ var (
 // documentation).
 //
 // A failed payment is returned with a nil error: check tx.Status. Errors:
-// ErrInvalidCVC, ErrSessionNotFound, ErrSessionPaid, ErrNoSavedCard,
-// ErrUnknownCard; nothing is recorded then.
+// ErrInvalidCVC, ErrSessionNotFound, ErrSessionCancelled, ErrSessionPaid,
+// ErrNoSavedCard, ErrUnknownCard; nothing is recorded then.
 func (s *Server) PaySession(sessionID, cvc string) (dintero.Transaction, error) {
 	tx, _, err := s.paySession(sessionID, cvc)
 	return tx, err
@@ -68,6 +71,9 @@ func (s *Server) paySession(sessionID, cvc string) (dintero.Transaction, string,
 	case !ok:
 		s.mu.Unlock()
 		return dintero.Transaction{}, "", ErrSessionNotFound
+	case !sess.CancelledAt.IsZero():
+		s.mu.Unlock()
+		return dintero.Transaction{}, "", ErrSessionCancelled
 	case sess.TransactionID != "":
 		s.mu.Unlock()
 		return dintero.Transaction{}, "", ErrSessionPaid
@@ -159,6 +165,7 @@ type viewPage struct {
 	Status        string
 	Error         string
 	Found         bool
+	Cancelled     bool
 }
 
 var viewTemplate = template.Must(template.New("view").Parse(`<!doctype html>
@@ -177,7 +184,8 @@ var viewTemplate = template.Must(template.New("view").Parse(`<!doctype html>
 {{if .Card}}<dt>Card</dt><dd id="card">{{.Card}} ({{.Product}})</dd>
 {{end}}</dl>
 {{if .Error}}<p id="error" role="alert">{{.Error}}</p>
-{{end}}{{if .TransactionID}}<p id="paid">This session is already paid: transaction {{.TransactionID}}, {{.Status}}.</p>
+{{end}}{{if .Cancelled}}<p id="cancelled">This session has been cancelled; it cannot be paid.</p>
+{{else if .TransactionID}}<p id="paid">This session is already paid: transaction {{.TransactionID}}, {{.Status}}.</p>
 {{else if not .Card}}<p id="no-card">No saved card: this sandbox pays only sessions created with a payment_token.</p>
 {{else}}<form method="post" action="/v1/view/{{.SessionID}}/pay">
 <label for="cvc">CVC</label>
@@ -203,6 +211,7 @@ func (s *Server) page(id string) viewPage {
 		Currency:      sess.Order.Currency,
 		TransactionID: sess.TransactionID,
 		Found:         true,
+		Cancelled:     !sess.CancelledAt.IsZero(),
 	}
 	if rec, ok := s.st.txByID[sess.TransactionID]; ok {
 		p.Status = rec.tx.Status
@@ -264,6 +273,8 @@ func (s *Server) handleViewPay(w http.ResponseWriter, r *http.Request, id string
 			p.Error = "The CVC must be 3 or 4 digits."
 		case errors.Is(err, ErrSessionPaid):
 			p.Error = "This session is already paid."
+		case errors.Is(err, ErrSessionCancelled):
+			p.Error = "This session has been cancelled."
 		case errors.Is(err, ErrNoSavedCard):
 			p.Error = "No saved card on this session."
 		case errors.Is(err, ErrUnknownCard):
@@ -296,12 +307,37 @@ func (s *Server) handleViewPay(w http.ResponseWriter, r *http.Request, id string
 }
 
 // adminSession is one entry of GET /__sandbox/sessions: the session as
-// GET /v1/sessions/{id} shows it, its kind, and the payment product types
-// it holds a saved card for (never the tokens).
+// GET /v1/sessions/{id} shows it, its kind, its state (SessionOpen,
+// SessionPaid, SessionCancelled), and the payment product types it holds a
+// saved card for (never the tokens).
 type adminSession struct {
 	sessionView
 	Kind       string   `json:"kind"`
+	State      string   `json:"state"`
 	SavedCards []string `json:"saved_cards,omitempty"`
+}
+
+// SessionInfo is a session as Sessions reports it.
+type SessionInfo struct {
+	ID                string
+	Kind              string // "profile" (/v1/sessions-profile) or "pay" (/v1/sessions/pay)
+	MerchantReference string
+	TransactionID     string
+	State             string // SessionOpen, SessionPaid or SessionCancelled
+	CreatedAt         time.Time
+	CancelledAt       time.Time
+}
+
+// Sessions returns every session, oldest first, as GET /__sandbox/sessions
+// lists them.
+func (s *Server) Sessions() []SessionInfo {
+	list := s.sessionList()
+	out := make([]SessionInfo, len(list))
+	for i, a := range list {
+		out[i] = SessionInfo{ID: a.ID, Kind: a.Kind, MerchantReference: a.Order.MerchantReference,
+			TransactionID: a.TransactionID, State: a.State, CreatedAt: a.CreatedAt, CancelledAt: a.CancelledAt}
+	}
+	return out
 }
 
 // sessionList returns every session, oldest first.
@@ -312,6 +348,7 @@ func (s *Server) sessionList() []adminSession {
 		out = append(out, adminSession{
 			sessionView: sess.view(),
 			Kind:        sess.Kind,
+			State:       sess.state(),
 			SavedCards:  slices.Sorted(maps.Keys(sess.Tokens)),
 		})
 	}
