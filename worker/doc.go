@@ -45,8 +45,11 @@
 // # Sessions
 //
 // A customer-initiated session is created once per reference; as Dintero
-// can neither fence nor find one by reference, the sessions created are
-// also kept in a JetStream key-value bucket and answered from it when Redis
-// lost a record. Its completed or failed result comes from Dintero's
-// callback (callback.go).
+// cannot fence its creation, the session created is also kept in a
+// JetStream key-value bucket (the first remembered wins) and answered from
+// it when Redis lost a record, and a request answered without a stored
+// record looks the reference's sessions up at Dintero (GET /v1/sessions)
+// and cancels every one but the remembered one. A creation whose outcome is
+// unknown is never repeated blindly. Its completed or failed result comes
+// from Dintero's callback (callback.go).
 package worker
