@@ -88,11 +88,17 @@ func (n Names) ResultSubject(kind string, outcome Outcome) string {
 // ValidateNamespace reports whether ns can be a namespace: "" (the
 // default), or at most [MaxNamespaceLen] characters of a-z, 0-9, '_' and
 // '-', which make one NATS subject token and, upper-cased, a stream name.
+// "payments" is refused: its subjects (payments.payments.*.request) would
+// overlap the default deployment's (payments.*.result.>), and JetStream
+// refuses streams whose subjects overlap.
 func ValidateNamespace(ns string) error {
 	ok := len(ns) <= MaxNamespaceLen
 	for i := 0; ok && i < len(ns); i++ {
 		c := ns[i]
 		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+	}
+	if ns == "payments" {
+		return fmt.Errorf("namespace %q: its subjects would overlap the default deployment's (payments.*.result.>); choose another", ns)
 	}
 	if !ok {
 		return fmt.Errorf("namespace %q: want at most %d characters of a-z, 0-9, '_' and '-' (lower case: it is a NATS subject token, and upper-cased a stream name prefix)",
