@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -432,3 +434,53 @@ type (
 	stubGateway    struct{ worker.Gateway }
 	stubDeliveries struct{ worker.Deliveries }
 )
+
+// Issue 13: the callback endpoint of a deployment in namespace "a"
+// publishes a customer's completed payment to a's result subject.
+func TestCallbackResultInNamespace(t *testing.T) {
+	s := newShared(t, dinterotest.Options{Seed: 1, CallbackSecret: []byte(callbackSecret)})
+	names := messages.NamesFor("a")
+	cb, err := worker.NewCallbacks(s.js, s.client(), s.nsStore("a"), worker.CallbackConfig{
+		Secret: []byte(callbackSecret), AccountID: dinterotest.DefaultAccountID, Namespace: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(worker.CallbackPath, cb)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cfg := nsConfig("a")
+	cfg.CallbackURL = srv.URL + worker.CallbackPath
+	s.deploy(cfg, s.client())
+	s.deploy(nsConfig(""), s.client())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const ref = "cit-in-a"
+	body := fmt.Appendf(nil, `{"url": {"return_url": "https://example.com/thanks"},
+  "order": {"amount": 500, "currency": "NOK", "merchant_reference": %q},
+  "customer": {"tokens": {"bambora.creditcard": {"payment_token": "sandbox-ok-1"}}}, "profile_id": "default"}`, ref)
+	if _, err := publish.SessionBody(ctx, s.js, body, "", publish.Namespace("a")); err != nil {
+		t.Fatal(err)
+	}
+	sessionResults := func() map[string]messages.SessionResult {
+		out := map[string]messages.SessionResult{}
+		for _, m := range s.streamMsgs(names.StreamResults) {
+			var r messages.SessionResult
+			if json.Unmarshal(m.Data, &r) == nil && r.MerchantReference == ref {
+				out[m.Subject] = r
+			}
+		}
+		return out
+	}
+	created := names.ResultSubject(messages.KindSession, messages.OutcomeCreated)
+	s.waitFor(10*time.Second, "the created result on "+created, func() bool { _, ok := sessionResults()[created]; return ok })
+	if _, err := s.sandbox.PaySession(sessionResults()[created].SessionID, "123"); err != nil {
+		t.Fatalf("customer pays: %v", err)
+	}
+	completed := names.ResultSubject(messages.KindSession, messages.OutcomeCompleted)
+	s.waitFor(10*time.Second, "the completed result on "+completed, func() bool { _, ok := sessionResults()[completed]; return ok })
+	if n := s.streamCount(messages.StreamResults); n != 0 {
+		t.Errorf("the default deployment's %s holds %d results", messages.StreamResults, n)
+	}
+}
