@@ -26,6 +26,14 @@
 // made), then, once the customer has confirmed with CVC and Dintero has
 // called back, [OutcomeCompleted] or [OutcomeFailed].
 //
+// # Several deployments on one NATS account
+//
+// The subject and stream constants are the names of the default
+// deployment. A deployment with a namespace (PAYWORKER_NAMESPACE=acct2)
+// prefixes them: [NamesFor]("acct2") gives its subjects
+// ("acct2.payments.charge.request") and streams ("ACCT2_PAYMENT_RESULTS").
+// Bodies, headers and Nats-Msg-Ids do not change.
+//
 // # Validation
 //
 // [DecodeChargeRequest] is the one check of a body, used by publishers

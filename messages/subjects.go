@@ -1,6 +1,7 @@
 package messages
 
-// Subjects and stream names of the contract.
+// Subjects and stream names of the contract, in the default namespace
+// (see [NamesFor] for a deployment with a namespace).
 const (
 	// SubjectChargeRequest carries merchant-initiated charge requests
 	// (bodies of POST /v1/sessions/pay).

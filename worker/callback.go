@@ -50,6 +50,9 @@ type CallbackConfig struct {
 	Secret []byte
 	// AccountID is the Dintero account the signature covers. Required.
 	AccountID string
+	// Namespace is the deployment's namespace, as in Config.Namespace:
+	// results go to its result subjects. Default "".
+	Namespace string
 	// PublicURL is the URL Dintero calls, as given to it in
 	// url.callback_url (PAYWORKER_CALLBACK_URL): signatures are verified
 	// against its host and path, so a proxy in front of the worker may
@@ -84,6 +87,9 @@ func (c CallbackConfig) Validate() error {
 	var errs []error
 	if len(c.Secret) == 0 || c.AccountID == "" {
 		errs = append(errs, errors.New("the signature secret and the account id are required"))
+	}
+	if err := messages.ValidateNamespace(c.Namespace); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
@@ -232,7 +238,7 @@ func (c *Callbacks) handle(ctx context.Context, r *http.Request) (int, string) {
 	r2 := sessionResult(res)
 	// One result per transaction and outcome.
 	id := "callback:" + tx.ID + ":" + string(res.Outcome)
-	m := resultMsg(r2, id, c.now())
+	m := resultMsg(messages.NamesFor(c.cfg.Namespace), r2, id, c.now())
 	c.cfg.Propagator.Inject(c.cfg.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header)), natsCarrier(m.Header))
 	if _, err := c.pub.PublishMsg(ctx, m); err != nil {
 		log.Warn("callback: cannot publish the result", "err", err)

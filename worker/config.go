@@ -16,6 +16,13 @@ import (
 // Config tunes a Worker. The zero value of every field means the documented
 // default.
 type Config struct {
+	// Namespace keeps this deployment apart from others on the same NATS
+	// account (one per Dintero account, say): its subjects get the prefix
+	// "<namespace>.", its streams and key-value bucket "<NAMESPACE>_"
+	// (messages.NamesFor). At most 32 characters of a-z, 0-9, '_' and '-'.
+	// Default "": the default names (messages.SubjectChargeRequest,
+	// messages.StreamRequests, SessionsBucket, ...).
+	Namespace string
 	// Consumer is the durable consumer shared by all pods. Default "payworker".
 	Consumer string
 	// MaxInFlight is how many calls to Dintero one worker makes at once
@@ -168,6 +175,9 @@ func (c *Config) setDefaults() {
 // (New does both).
 func (c Config) Validate() error {
 	var errs []error
+	if err := messages.ValidateNamespace(c.Namespace); err != nil {
+		errs = append(errs, fmt.Errorf("Namespace: %w", err))
+	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("MaxInFlight must be at least 1, got %d", c.MaxInFlight))
 	}
@@ -210,9 +220,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// filterSubjects are the request subjects this worker's consumer takes.
-var filterSubjects = []string{messages.SubjectChargeRequest, messages.SubjectSessionRequest}
-
 // DefaultResolveSchedule is the default Config.ResolveSchedule:
 // "1m,5m,15m,1h,6h,24h*7" (as Kill Bill's Janitor and Hyperswitch's payment
 // sync do, a week and a quarter of lookups).
@@ -222,5 +229,23 @@ func DefaultResolveSchedule() []time.Duration {
 }
 
 // SessionsBucket is the JetStream key-value bucket where the sessions
-// created at Dintero are remembered apart from Redis.
+// created at Dintero are remembered apart from Redis ("<NAMESPACE>_"
+// before it in a namespace).
 const SessionsBucket = "PAYWORKER_SESSIONS"
+
+// names are the subjects, streams and bucket of one namespace
+// (Config.Namespace).
+type names struct {
+	messages.Names
+	schedules, retries string   // SubjectSchedules and SubjectRetries
+	sessions           string   // SessionsBucket
+	filters            []string // the request subjects the consumer takes
+}
+
+func namesOf(namespace string) names {
+	n := names{Names: messages.NamesFor(namespace)}
+	n.schedules, n.retries = n.Subject(SubjectSchedules), n.Subject(SubjectRetries)
+	n.sessions = n.Stream(SessionsBucket)
+	n.filters = []string{n.SubjectChargeRequest, n.SubjectSessionRequest}
+	return n
+}

@@ -30,7 +30,7 @@ import (
 // their request types.
 type kind struct {
 	name    string // messages.KindCharge or messages.KindSession
-	subject string // the request subject
+	subject string // the request subject (in the default namespace)
 	// msgIDPrefix goes before the reference in a result's Nats-Msg-Id.
 	msgIDPrefix string
 	// decode checks a body (messages.DecodeChargeRequest, ...).

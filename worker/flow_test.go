@@ -351,7 +351,7 @@ func TestResultHeadersAreEncoded(t *testing.T) {
 	ref := "ordre 42 ø%\"x"
 	r := chargeResult(&messages.ChargeResult{MerchantReference: ref, Outcome: messages.OutcomeSucceeded})
 	id := messages.ResultMsgID(ref, messages.OutcomeSucceeded, 7)
-	m := resultMsg(r, id, time.Now())
+	m := resultMsg(messages.NamesFor(""), r, id, time.Now())
 	for h, want := range map[string]string{messages.HeaderCESubject: ref, messages.HeaderCEID: id} {
 		got := m.Header.Get(h)
 		if strings.ContainsAny(got, " \"ø") || strings.Count(got, "%") < 3 {

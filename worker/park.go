@@ -172,10 +172,10 @@ func (w *Worker) countParked(ctx context.Context) {
 	defer t.Stop()
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		s, err := w.js.Stream(ictx, messages.StreamRequests)
+		s, err := w.js.Stream(ictx, w.names.StreamRequests)
 		if err == nil {
 			var info *jetstream.StreamInfo
-			if info, err = s.Info(ictx, jetstream.WithSubjectFilter(SubjectSchedules)); err == nil {
+			if info, err = s.Info(ictx, jetstream.WithSubjectFilter(w.names.schedules)); err == nil {
 				w.m.parkedNow(len(info.State.Subjects))
 			}
 		}

@@ -27,18 +27,18 @@ type Publisher interface {
 func (w *Worker) publishResult(ctx context.Context, d *delivery, r *result) error {
 	id := messages.ResultMsgID(d.kind.msgIDPrefix+r.ref, r.outcome, d.seq) + r.idSuffix
 	ctx, span := w.cfg.Tracer.Start(ctx, "publish "+string(r.outcome), trace.WithSpanKind(trace.SpanKindProducer))
-	m := resultMsg(r, id, w.now())
+	m := resultMsg(w.names.Names, r, id, w.now())
 	w.inject(ctx, m.Header)
 	_, err := w.pub.PublishMsg(ctx, m)
 	endSpan(span, err)
 	return err
 }
 
-// resultMsg builds a result event: the Nats-Msg-Id and the CloudEvents
-// attributes as headers (binary content mode of the CloudEvents NATS
-// binding; ce-id is the Nats-Msg-Id, so a republished event keeps its
-// identity). The caller adds the trace context.
-func resultMsg(r *result, msgID string, now time.Time) *nats.Msg {
+// resultMsg builds a result event, on its subject in names' namespace: the
+// Nats-Msg-Id and the CloudEvents attributes as headers (binary content
+// mode of the CloudEvents NATS binding; ce-id is the Nats-Msg-Id, so a
+// republished event keeps its identity). The caller adds the trace context.
+func resultMsg(names messages.Names, r *result, msgID string, now time.Time) *nats.Msg {
 	// One backing array for the header values: a result is published for
 	// every request, and a slice per header was a fifth of the worker's
 	// allocations per charge.
@@ -52,7 +52,7 @@ func resultMsg(r *result, msgID string, now time.Time) *nats.Msg {
 			h[k] = vals[i : i+1 : i+1]
 		}
 	}
-	return &nats.Msg{Subject: messages.ResultSubject(r.kind, r.outcome), Data: r.body, Header: h}
+	return &nats.Msg{Subject: names.ResultSubject(r.kind, r.outcome), Data: r.body, Header: h}
 }
 
 // ceEncode percent-encodes a CloudEvents attribute value for a header, as
@@ -103,7 +103,7 @@ func (w *Worker) deadLetter(ctx context.Context, d *delivery, reason string) err
 	if d.seq != 0 {
 		seq = strconv.FormatUint(d.seq, 10)
 	}
-	m := nats.NewMsg(messages.SubjectDeadLetters)
+	m := nats.NewMsg(w.names.SubjectDeadLetters)
 	m.Data = d.msg.Data()
 	if seq != "" {
 		m.Header.Set(messages.HeaderMsgID, "dead:"+seq)

@@ -52,7 +52,9 @@ const (
 // The schedules' subjects, which the requests stream takes: those of parked
 // requests (SubjectSchedules) and those of dunning attempts (SubjectRetries).
 // They are outside payments.> so that they overlap no request or result
-// subject.
+// subject. These and the subjects below are those of the default
+// namespace; in a namespace (Config.Namespace) they are prefixed
+// "<namespace>." as every subject is (messages.Names.Subject).
 const (
 	SubjectSchedules = "payworker.schedule.>"
 	SubjectRetries   = "payworker.retry.>"
@@ -109,10 +111,11 @@ func readOrigin(d *delivery, h nats.Header) {
 	}
 }
 
-// schedule publishes a copy of d's request on subject, due at at, with the
-// origin headers and extra.
+// schedule publishes a copy of d's request on subject (ScheduleSubject or
+// RetrySubject, in the worker's namespace), due at at, with the origin
+// headers and extra.
 func (w *Worker) schedule(ctx context.Context, d *delivery, subject string, at time.Time, extra nats.Header) error {
-	m := nats.NewMsg(subject)
+	m := nats.NewMsg(w.names.Subject(subject))
 	m.Data = d.msg.Data()
 	if !d.retryUntil.IsZero() {
 		// A dunning request stays one across its copies.
@@ -122,7 +125,7 @@ func (w *Worker) schedule(ctx context.Context, d *delivery, subject string, at t
 		m.Header[k] = v
 	}
 	m.Header.Set(headerSchedule, "@at "+at.UTC().Format(time.RFC3339))
-	m.Header.Set(headerScheduleTarget, d.kind.subject)
+	m.Header.Set(headerScheduleTarget, w.names.Subject(d.kind.subject))
 	m.Header.Set(HeaderOriginSeq, strconv.FormatUint(d.seq, 10))
 	m.Header.Set(HeaderOriginTime, d.published.UTC().Format(time.RFC3339Nano))
 	w.inject(ctx, m.Header)

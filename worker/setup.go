@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/payworker/payworker/messages"
 )
 
 // Minimums the JetStream setup needs.
@@ -25,14 +23,16 @@ const (
 )
 
 // Streams returns the configuration of the streams Setup creates when they
-// are missing: requests (a work queue), results and dead letters.
+// are missing: requests (a work queue), results and dead letters, named
+// and listening in cfg.Namespace.
 func Streams(cfg Config) []jetstream.StreamConfig {
 	cfg.setDefaults()
+	n := namesOf(cfg.Namespace)
 	return []jetstream.StreamConfig{
 		{
-			Name:        messages.StreamRequests,
+			Name:        n.StreamRequests,
 			Description: "payworker requests (work queue: a message is removed when a worker acks it), and the schedules of parked and retried requests",
-			Subjects:    []string{messages.SubjectRequests, SubjectSchedules, SubjectRetries},
+			Subjects:    []string{n.SubjectRequests, n.schedules, n.retries},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  10 * time.Minute,
@@ -42,9 +42,9 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			AllowRollup:       true,
 		},
 		{
-			Name:        messages.StreamResults,
+			Name:        n.StreamResults,
 			Description: "payworker results, one final event per request",
-			Subjects:    []string{messages.SubjectResults},
+			Subjects:    []string{n.SubjectResults},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Duplicates:  cfg.ResultsDuplicateWindow,
@@ -52,9 +52,9 @@ func Streams(cfg Config) []jetstream.StreamConfig {
 			Replicas:    cfg.StreamReplicas,
 		},
 		{
-			Name:        messages.StreamDeadLetters,
+			Name:        n.StreamDeadLetters,
 			Description: "payworker requests that were rejected or given up on, with the reason in a header",
-			Subjects:    []string{messages.SubjectDeadLetters},
+			Subjects:    []string{n.SubjectDeadLetters},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      cfg.ResultsMaxAge,
@@ -74,7 +74,7 @@ func ConsumerConfig(cfg Config) jetstream.ConsumerConfig {
 		AckWait:        cfg.AckWait,
 		MaxDeliver:     -1, // the worker gives up itself; see the package doc
 		MaxAckPending:  cfg.MaxAckPending,
-		FilterSubjects: filterSubjects,
+		FilterSubjects: namesOf(cfg.Namespace).filters,
 		Replicas:       cfg.StreamReplicas,
 	}
 }
@@ -91,6 +91,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	n := namesOf(cfg.Namespace)
 	for _, want := range Streams(cfg) {
 		s, err := js.Stream(ctx, want.Name)
 		switch {
@@ -105,19 +106,19 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			return fmt.Errorf("stream %s: %w", want.Name, err)
 		}
 	}
-	if _, err := js.KeyValue(ctx, SessionsBucket); errors.Is(err, jetstream.ErrBucketNotFound) {
-		_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: SessionsBucket,
+	if _, err := js.KeyValue(ctx, n.sessions); errors.Is(err, jetstream.ErrBucketNotFound) {
+		_, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: n.sessions,
 			Description: "payworker: the session created at Dintero for each merchant_reference",
 			TTL:         cfg.ResultsMaxAge, Storage: jetstream.FileStorage, Replicas: cfg.StreamReplicas})
 		if err != nil {
-			return fmt.Errorf("key-value bucket %s: %w", SessionsBucket, err)
+			return fmt.Errorf("key-value bucket %s: %w", n.sessions, err)
 		}
 	} else if err != nil {
-		return fmt.Errorf("key-value bucket %s: %w", SessionsBucket, err)
+		return fmt.Errorf("key-value bucket %s: %w", n.sessions, err)
 	}
-	_, err := js.Consumer(ctx, messages.StreamRequests, cfg.Consumer)
+	_, err := js.Consumer(ctx, n.StreamRequests, cfg.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		_, err = js.CreateConsumer(ctx, messages.StreamRequests, ConsumerConfig(cfg))
+		_, err = js.CreateConsumer(ctx, n.StreamRequests, ConsumerConfig(cfg))
 	}
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", cfg.Consumer, err)
@@ -144,13 +145,14 @@ func withNeeds(have, want jetstream.StreamConfig) (jetstream.StreamConfig, bool)
 
 // checkStreams refuses streams whose settings break a guarantee.
 func checkStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	results := namesOf(cfg.Namespace).StreamResults
 	for _, want := range Streams(cfg) {
 		s, err := js.Stream(ctx, want.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("stream %s: %w: it does not exist (setup is skipped)", want.Name, ErrConfig)
 		}
 		if err == nil {
-			err = checkStream(s.CachedInfo().Config, want)
+			err = checkStream(s.CachedInfo().Config, want, want.Name == results)
 		}
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", want.Name, err)
@@ -159,8 +161,9 @@ func checkStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error
 	return nil
 }
 
-// checkStream refuses an existing stream whose settings break a guarantee.
-func checkStream(have, want jetstream.StreamConfig) error {
+// checkStream refuses an existing stream whose settings break a guarantee;
+// results says it is the results stream.
+func checkStream(have, want jetstream.StreamConfig, results bool) error {
 	if have.Retention != want.Retention {
 		return fmt.Errorf("%w: retention is %s; it must be %s", ErrConfig, have.Retention, want.Retention)
 	}
@@ -172,7 +175,7 @@ func checkStream(have, want jetstream.StreamConfig) error {
 	if want.AllowMsgSchedules && !have.AllowMsgSchedules {
 		return fmt.Errorf("%w: message schedules are off; they must be on (allow_msg_schedules), to park and retry requests", ErrConfig)
 	}
-	if want.Name == messages.StreamResults && have.Duplicates < minResultsDuplicates {
+	if results && have.Duplicates < minResultsDuplicates {
 		return fmt.Errorf("%w: its de-duplication window is %s; it must be at least %s, so that a result published again after a crash stays single",
 			ErrConfig, have.Duplicates, minResultsDuplicates)
 	}
@@ -197,7 +200,7 @@ func (w *Worker) checkConsumer(have jetstream.ConsumerConfig) error {
 	if have.FilterSubject != "" {
 		filters = append(filters, have.FilterSubject)
 	}
-	for _, subj := range filterSubjects {
+	for _, subj := range w.names.filters {
 		if len(filters) > 0 && !anyMatches(filters, subj) {
 			return fmt.Errorf("%s: %w: its filter %v does not take %s", name, ErrConfig, filters, subj)
 		}
@@ -213,16 +216,17 @@ func (w *Worker) checkConsumer(have jetstream.ConsumerConfig) error {
 // the consumer, and returns the consumer.
 func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 	if v := w.js.Conn().ConnectedServerVersion(); v != "" && versionBelow(v, MinServerVersion) {
-		return nil, fmt.Errorf("%w: nats-server %s is too old: payworker needs %s or newer", ErrConfig, v, MinServerVersion)
+		return nil, fmt.Errorf("%w: nats-server %s is too old: payworker needs %s or newer (it parks and retries requests with JetStream message schedules, new in 2.12)",
+			ErrConfig, v, MinServerVersion)
 	}
 	if !w.cfg.SkipSetup {
 		if err := Setup(ctx, w.js, w.cfg); err != nil {
 			return nil, err
 		}
 	}
-	cons, err := w.js.Consumer(ctx, messages.StreamRequests, w.cfg.Consumer)
+	cons, err := w.js.Consumer(ctx, w.names.StreamRequests, w.cfg.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("%w: consumer %s on stream %s does not exist (setup is skipped)", ErrConfig, w.cfg.Consumer, messages.StreamRequests)
+		return nil, fmt.Errorf("%w: consumer %s on stream %s does not exist (setup is skipped)", ErrConfig, w.cfg.Consumer, w.names.StreamRequests)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", w.cfg.Consumer, err)
@@ -233,9 +237,9 @@ func (w *Worker) bind(ctx context.Context) (jetstream.Consumer, error) {
 	if err := checkStreams(ctx, w.js, w.cfg); err != nil {
 		return nil, err
 	}
-	kv, err := w.js.KeyValue(ctx, SessionsBucket)
+	kv, err := w.js.KeyValue(ctx, w.names.sessions)
 	if err != nil {
-		return nil, fmt.Errorf("key-value bucket %s: %w", SessionsBucket, err)
+		return nil, fmt.Errorf("key-value bucket %s: %w", w.names.sessions, err)
 	}
 	w.sessions = &sessionLog{kv: kv}
 	return cons, nil

@@ -57,6 +57,7 @@ type Worker struct {
 	log      *slog.Logger
 	m        *Metrics
 	now      func() time.Time
+	names    names            // of Config.Namespace
 	kinds    map[string]*kind // by request subject
 	sessions *sessionLog
 	bound    atomic.Bool // pulling from the consumer
@@ -78,7 +79,11 @@ func New(js jetstream.JetStream, store Store, gw Gateway, cfg Config) (*Worker, 
 	w := &Worker{js: js, pub: js, store: store, cfg: cfg, log: cfg.Logger, m: cfg.Metrics, now: time.Now,
 		calls: make(chan struct{}, cfg.MaxInFlight),
 		gw:    tracedGateway{Gateway: gw, tracer: cfg.Tracer, propagator: cfg.Propagator}}
-	w.kinds = map[string]*kind{chargeKind.subject: chargeKind, sessionKind.subject: sessionKind}
+	w.names = namesOf(cfg.Namespace)
+	w.kinds = map[string]*kind{}
+	for _, k := range []*kind{chargeKind, sessionKind} {
+		w.kinds[w.names.Subject(k.subject)] = k
+	}
 	w.throttle = newThrottle(cfg.MaxInFlight, cfg.Metrics)
 	return w, nil
 }
@@ -119,7 +124,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// a Dintero slot idle.
 	slots := make(chan struct{}, w.cfg.maxHeld())
 	go w.countParked(hctx)
-	w.log.Info("worker started", "consumer", w.cfg.Consumer, "max_in_flight", w.cfg.MaxInFlight)
+	w.log.Info("worker started", "namespace", w.cfg.Namespace, "stream", w.names.StreamRequests, "consumer", w.cfg.Consumer, "max_in_flight", w.cfg.MaxInFlight)
 	for {
 		select {
 		case slots <- struct{}{}:

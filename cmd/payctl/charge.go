@@ -12,7 +12,8 @@ import (
 
 func charge(ctx context.Context, c cli, args []string) error {
 	fl := newFlags("payctl charge", "[flags] (--sample | --file body.json)", `
-Publishes a charge request to payments.charge.request: the body of a file
+Publishes a charge request to payments.charge.request (prefixed with
+--namespace and a dot when given): the body of a file
 (Dintero's POST /v1/sessions/pay body), or a sample built from the flags.
 The merchant_reference is the Nats-Msg-Id unless --msg-id says otherwise.`)
 	f := addRequestFlags(fl, "Dintero's /v1/sessions/pay body", messages.ProductPayExCreditcard)
@@ -31,9 +32,9 @@ The merchant_reference is the Nats-Msg-Id unless --msg-id says otherwise.`)
 	if err != nil {
 		return err
 	}
-	return f.publish(ctx, c, messages.MerchantReference(body), messages.SubjectChargeRequest,
-		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
-			return publish.ChargeBody(ctx, js, body, *f.msgID)
+	return f.publish(ctx, c, messages.MerchantReference(body), messages.KindCharge,
+		func(ctx context.Context, js jetstream.JetStream, ns publish.Option) (*jetstream.PubAck, error) {
+			return publish.ChargeBody(ctx, js, body, *f.msgID, ns)
 		})
 }
 

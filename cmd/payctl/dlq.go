@@ -17,7 +17,8 @@ import (
 
 const dlqAbout = `
 Dead letters are requests payworker gave up on or rejected, kept in the
-PAYMENT_DEADLETTERS stream with the reason (Payworker-Dead-Reason).
+PAYMENT_DEADLETTERS stream (<NAMESPACE>_PAYMENT_DEADLETTERS with
+--namespace) with the reason (Payworker-Dead-Reason).
 
 Commands:
   list      one line per dead letter: sequence, time, subject, merchant_reference, reason
@@ -50,10 +51,10 @@ func deadStream(ctx context.Context, n *natsFlags) (*nats.Conn, jetstream.JetStr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	stream, err := js.Stream(ctx, messages.StreamDeadLetters)
+	stream, err := js.Stream(ctx, n.names.StreamDeadLetters)
 	if err != nil {
 		nc.Close()
-		return nil, nil, nil, fmt.Errorf("dead-letter stream %s: %w (has payworker started once?)", messages.StreamDeadLetters, err)
+		return nil, nil, nil, fmt.Errorf("dead-letter stream %s: %w (has payworker started once?)", n.names.StreamDeadLetters, err)
 	}
 	return nc, js, stream, nil
 }
@@ -168,7 +169,7 @@ replayed).`)
 	}
 	defer nc.Close()
 	for _, seq := range seqs {
-		r, err := replayOne(ctx, js, stream, seq)
+		r, err := replayOne(ctx, js, stream, conn.names, seq)
 		if err != nil {
 			return err
 		}
@@ -184,16 +185,16 @@ replayed).`)
 	return nil
 }
 
-func replayOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, seq uint64) (replayed, error) {
+func replayOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, names messages.Names, seq uint64) (replayed, error) {
 	m, err := stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return replayed{}, notFoundf("no dead letter %d in %s (see payctl dlq list)", seq, messages.StreamDeadLetters)
+		return replayed{}, notFoundf("no dead letter %d in %s (see payctl dlq list)", seq, names.StreamDeadLetters)
 	}
 	if err != nil {
 		return replayed{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
 	subject := m.Header.Get(messages.HeaderDeadSubject)
-	if subject != messages.SubjectChargeRequest && subject != messages.SubjectSessionRequest {
+	if subject != names.SubjectChargeRequest && subject != names.SubjectSessionRequest {
 		return replayed{}, fmt.Errorf("dead letter %d came from %q, not a request subject; not replayed", seq, subject)
 	}
 	msg := nats.NewMsg(subject)

@@ -14,11 +14,13 @@
 //	                                       a card token's block and attempts; lift a block
 //	payctl version                         version, VCS revision and Go version
 //
-// Every command that prints takes --json; -h on any command prints its
-// help and connects to nothing. Exit codes: 0 ok, 1 error, 2 usage (an
-// unknown command or flag, a missing argument), 3 not found (status of an
-// unknown reference, resolve of a reference with nothing parked, replay of
-// an unknown dead letter).
+// Every command that talks to NATS or Redis takes --namespace
+// (PAYWORKER_NAMESPACE), for a payworker deployment in a namespace. Every
+// command that prints takes --json; -h on any command prints its help and
+// connects to nothing. Exit codes: 0 ok, 1 error, 2 usage (an unknown
+// command or flag, a missing argument), 3 not found (status of an unknown
+// reference, resolve of a reference with nothing parked, replay of an
+// unknown dead letter).
 package main
 
 import (
@@ -73,7 +75,9 @@ NATS settings come from the environment as payworker reads them (NATS_URL,
 NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CA,
 NATS_CERT/NATS_KEY) or from the nats CLI's flags (-s/--server, --creds,
 --nkey, --user, --password, --token, --tlsca, --tlscert, --tlskey);
-REDIS_URL from the environment or --redis.
+REDIS_URL from the environment or --redis. PAYWORKER_NAMESPACE (or
+--namespace) names the deployment's namespace, as payworker reads it: its
+subjects, streams and Redis prefix.
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found.
 `)

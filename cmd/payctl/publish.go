@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/payworker/payworker/messages/publish"
 )
 
 // requestFlags are the flags charge and session share: where to publish,
@@ -59,17 +61,20 @@ type published struct {
 	Duplicate         bool   `json:"duplicate"`
 }
 
-// publish connects, publishes with fn and says where the request went.
-func (f requestFlags) publish(ctx context.Context, c cli, ref, subject string,
-	fn func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error)) error {
+// publish connects, publishes a request of kind with fn (on the request
+// subject of --namespace, which fn is given as an option) and says where
+// the request went.
+func (f requestFlags) publish(ctx context.Context, c cli, ref, kind string,
+	fn func(ctx context.Context, js jetstream.JetStream, ns publish.Option) (*jetstream.PubAck, error)) error {
 	nc, js, err := f.nats.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	subject := f.nats.names.RequestSubject(kind)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ack, err := fn(ctx, js)
+	ack, err := fn(ctx, js, publish.Namespace(f.nats.names.Namespace))
 	if err != nil {
 		return err
 	}

@@ -121,24 +121,24 @@ func resolve(ctx context.Context, c cli, args []string) error {
 	defer nc.Close()
 	opCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	requests, err := js.Stream(opCtx, messages.StreamRequests)
+	requests, err := js.Stream(opCtx, conn.names.StreamRequests)
 	if err != nil {
-		return fmt.Errorf("requests stream %s: %w (has payworker started once?)", messages.StreamRequests, err)
+		return fmt.Errorf("requests stream %s: %w (has payworker started once?)", conn.names.StreamRequests, err)
 	}
-	found, err := schedulesOf(opCtx, requests, messages.KindCharge, ref)
+	found, err := schedulesOf(opCtx, requests, conn.names, messages.KindCharge, ref)
 	if err != nil {
 		return err
 	}
 	if len(found) == 0 {
 		return notFoundf("nothing is parked for %q: it has no scheduled lookup in %s (payctl status %s shows its record)",
-			ref, messages.StreamRequests, ref)
+			ref, conn.names.StreamRequests, ref)
 	}
 
 	// Follow the results from before the first lookup is due, so that no
 	// result is missed.
 	var results *resultFollower
 	if *wait > 0 {
-		if results, err = followResults(opCtx, js); err != nil {
+		if results, err = followResults(opCtx, js, conn.names); err != nil {
 			return err
 		}
 		defer results.stop()
@@ -279,24 +279,25 @@ type resultFollower struct {
 	done chan struct{}
 }
 
-// followResults follows payments.charge.result.> from the next message of
-// the results stream on, with an ordered consumer.
-func followResults(ctx context.Context, js jetstream.JetStream) (*resultFollower, error) {
-	rs, err := js.Stream(ctx, messages.StreamResults)
+// followResults follows payments.charge.result.> (in names' namespace)
+// from the next message of the results stream on, with an ordered
+// consumer.
+func followResults(ctx context.Context, js jetstream.JetStream, names messages.Names) (*resultFollower, error) {
+	rs, err := js.Stream(ctx, names.StreamResults)
 	if err != nil {
-		return nil, fmt.Errorf("results stream %s: %w", messages.StreamResults, err)
+		return nil, fmt.Errorf("results stream %s: %w", names.StreamResults, err)
 	}
-	cons, err := js.OrderedConsumer(ctx, messages.StreamResults, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"payments." + messages.KindCharge + ".result.>"},
+	cons, err := js.OrderedConsumer(ctx, names.StreamResults, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{names.Subject("payments." + messages.KindCharge + ".result.>")},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    rs.CachedInfo().State.LastSeq + 1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("results stream %s: %w", messages.StreamResults, err)
+		return nil, fmt.Errorf("results stream %s: %w", names.StreamResults, err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		return nil, fmt.Errorf("results stream %s: %w", messages.StreamResults, err)
+		return nil, fmt.Errorf("results stream %s: %w", names.StreamResults, err)
 	}
 	f := &resultFollower{it: it, msgs: make(chan jetstream.Msg), errc: make(chan error, 1), done: make(chan struct{})}
 	go func() {

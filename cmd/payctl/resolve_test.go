@@ -507,11 +507,11 @@ func TestReschedule(t *testing.T) {
 		return ack.Sequence
 	}
 	park(1)
-	found, err := schedulesOf(ctx, stream, messages.KindCharge, ref)
+	found, err := schedulesOf(ctx, stream, messages.NamesFor(""), messages.KindCharge, ref)
 	if err != nil || len(found) != 1 || found[0].RequestSequence != 42 || found[0].Step != 1 || found[0].Due == nil || !found[0].Due.Equal(due) {
 		t.Fatalf("schedulesOf = %+v, %v", found, err)
 	}
-	if other, _ := schedulesOf(ctx, stream, messages.KindCharge, "resched-2"); len(other) != 0 {
+	if other, _ := schedulesOf(ctx, stream, messages.NamesFor(""), messages.KindCharge, "resched-2"); len(other) != 0 {
 		t.Fatalf("schedules of another reference: %+v", other)
 	}
 	stale := found[0]

@@ -72,13 +72,13 @@ func readParked(m *jetstream.RawStreamMsg, ref string) (p parked, ok bool) {
 	return p, true
 }
 
-// schedulesOf returns the schedules of ref's parked requests of kind,
-// ordered by request sequence. A schedule that fires while it is being
-// read is left out.
-func schedulesOf(ctx context.Context, stream jetstream.Stream, kind, ref string) ([]parked, error) {
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(worker.ScheduleSubjects(kind, ref)))
+// schedulesOf returns the schedules of ref's parked requests of kind, in
+// the requests stream of names' namespace, ordered by request sequence. A
+// schedule that fires while it is being read is left out.
+func schedulesOf(ctx context.Context, stream jetstream.Stream, names messages.Names, kind, ref string) ([]parked, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.Subject(worker.ScheduleSubjects(kind, ref))))
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", messages.StreamRequests, err)
+		return nil, fmt.Errorf("stream %s: %w", names.StreamRequests, err)
 	}
 	var out []parked
 	for subj := range info.State.Subjects {

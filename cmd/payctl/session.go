@@ -12,7 +12,8 @@ import (
 
 func session(ctx context.Context, c cli, args []string) error {
 	fl := newFlags("payctl session", "[flags] (--sample | --file body.json)", `
-Publishes a customer-initiated session request to payments.session.request:
+Publishes a customer-initiated session request to payments.session.request
+(prefixed with --namespace and a dot when given):
 the body of a file (Dintero's POST /v1/sessions-profile body), or a sample
 built from the flags.`)
 	f := addRequestFlags(fl, "Dintero's /v1/sessions-profile body", messages.ProductPayExCreditcard)
@@ -40,8 +41,8 @@ built from the flags.`)
 	if err != nil {
 		return err
 	}
-	return f.publish(ctx, c, messages.SessionMerchantReference(body), messages.SubjectSessionRequest,
-		func(ctx context.Context, js jetstream.JetStream) (*jetstream.PubAck, error) {
-			return publish.SessionBody(ctx, js, body, *f.msgID)
+	return f.publish(ctx, c, messages.SessionMerchantReference(body), messages.KindSession,
+		func(ctx context.Context, js jetstream.JetStream, ns publish.Option) (*jetstream.PubAck, error) {
+			return publish.SessionBody(ctx, js, body, *f.msgID, ns)
 		})
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/payworker/payworker/idempotency"
-	"github.com/payworker/payworker/messages"
 )
 
 // record is the idempotency record as status --json prints it.
@@ -50,7 +49,7 @@ verdict waiting in one (payctl resolve). When NATS cannot be reached it says
 so and still exits 0.`)
 	rurl := f.String("redis", redisURL(), "Redis URL of the idempotency store (env REDIS_URL)")
 	conn := addNATSFlags(f)
-	prefix := f.String("prefix", envOr("PAYWORKER_IDEMPOTENCY_PREFIX", idempotency.DefaultPrefix), "key prefix (env PAYWORKER_IDEMPOTENCY_PREFIX)")
+	prefixFlag := addPrefixFlag(f)
 	session := f.Bool("session", false, "the reference of a customer-initiated session request, not a charge")
 	asJSON := f.Bool("json", false, "print the record as one JSON object")
 	verbose := f.Bool("v", false, "show the Redis client's own log lines on stderr")
@@ -62,6 +61,10 @@ so and still exits 0.`)
 		return usagef("give exactly one merchant_reference (see payctl status -h)")
 	}
 	ref := pos[0]
+	prefix, err := conn.namespace.prefix(*prefixFlag)
+	if err != nil {
+		return err
+	}
 	opts, err := redis.ParseURL(*rurl)
 	if err != nil {
 		// url.Parse's errors quote the URL, password and all.
@@ -76,7 +79,7 @@ so and still exits 0.`)
 	redis.SetLogger(redisLogger{logTo})
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	store, err := idempotency.New(rdb, idempotency.Options{Prefix: *prefix})
+	store, err := idempotency.New(rdb, idempotency.Options{Prefix: prefix})
 	if err != nil {
 		return err
 	}
@@ -152,11 +155,11 @@ func parkedSchedules(ctx context.Context, conn *natsFlags, kind, ref string) ([]
 		return nil, err
 	}
 	defer nc.Close()
-	stream, err := js.Stream(ctx, messages.StreamRequests)
+	stream, err := js.Stream(ctx, conn.names.StreamRequests)
 	if err != nil {
-		return nil, fmt.Errorf("requests stream %s: %w", messages.StreamRequests, err)
+		return nil, fmt.Errorf("requests stream %s: %w", conn.names.StreamRequests, err)
 	}
-	return schedulesOf(ctx, stream, kind, ref)
+	return schedulesOf(ctx, stream, conn.names, kind, ref)
 }
 
 // redisLogger sends go-redis's log lines to w (io.Discard unless -v).

@@ -35,7 +35,8 @@ PAYWORKER_TOKEN_KEY_FILE, else the key derived from DINTERO_ACCOUNT_ID);
 it is read from the arguments and never printed. Exits 3 when the token
 has nothing recorded.`)
 	rurl := f.String("redis", redisURL(), "Redis URL of the idempotency store (env REDIS_URL)")
-	prefix := f.String("prefix", envOr("PAYWORKER_IDEMPOTENCY_PREFIX", idempotency.DefaultPrefix), "key prefix (env PAYWORKER_IDEMPOTENCY_PREFIX)")
+	namespace := addNamespaceFlag(f)
+	prefixFlag := addPrefixFlag(f)
 	by := f.String("by", whoAmI(), "who lifts the block (unblock)")
 	why := f.String("why", "", "why the block is lifted (unblock; required)")
 	asJSON := f.Bool("json", false, "print one JSON object")
@@ -49,6 +50,10 @@ has nothing recorded.`)
 	if pos[0] == "unblock" && strings.TrimSpace(*why) == "" {
 		return usagef("unblock needs --why")
 	}
+	prefix, err := namespace.prefix(*prefixFlag)
+	if err != nil {
+		return err
+	}
 	key, err := tokenKey()
 	if err != nil {
 		return err
@@ -60,7 +65,7 @@ has nothing recorded.`)
 	redis.SetLogger(redisLogger{io.Discard})
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
-	store, err := idempotency.New(rdb, idempotency.Options{Prefix: *prefix})
+	store, err := idempotency.New(rdb, idempotency.Options{Prefix: prefix})
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ const outcomeList = "succeeded, declined, failed, rejected, created, completed, 
 func watch(ctx context.Context, c cli, args []string) error {
 	f := newFlags("payctl watch", "[flags]", `
 Follows results as payworker publishes them on payments.*.result.*, from the
-PAYMENT_RESULTS stream, until Ctrl-C. With --all it replays every stored
+PAYMENT_RESULTS stream (both prefixed with --namespace), until Ctrl-C. With --all it replays every stored
 result first. With --json every result is one line of JSON.`)
 	conn := addNATSFlags(f)
 	outcome := f.String("outcome", "", "only this outcome: "+outcomeList)
@@ -41,7 +41,7 @@ result first. With --json every result is one line of JSON.`)
 	if err := noArgs(f.Name(), pos); err != nil {
 		return err
 	}
-	subject := messages.SubjectResults
+	subject := "payments.*.result.>"
 	if *outcome != "" {
 		switch messages.Outcome(*outcome) {
 		case messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
@@ -57,16 +57,17 @@ result first. With --json every result is one line of JSON.`)
 		return err
 	}
 	defer nc.Close()
+	subject = conn.names.Subject(subject)
 	policy := jetstream.DeliverNewPolicy
 	if *all {
 		policy = jetstream.DeliverAllPolicy
 	}
-	cons, err := js.OrderedConsumer(ctx, messages.StreamResults, jetstream.OrderedConsumerConfig{
+	cons, err := js.OrderedConsumer(ctx, conn.names.StreamResults, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  policy,
 	})
 	if err != nil {
-		return fmt.Errorf("results stream %s: %w (has payworker started once?)", messages.StreamResults, err)
+		return fmt.Errorf("results stream %s: %w (has payworker started once?)", conn.names.StreamResults, err)
 	}
 	fmt.Fprintf(c.stderr, "watching %s (Ctrl-C to stop)\n", subject)
 	it, err := cons.Messages()

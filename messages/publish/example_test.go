@@ -55,3 +55,27 @@ func ExampleCharge() {
 	}
 	fmt.Println("stored as", ack.Sequence, "duplicate:", ack.Duplicate)
 }
+
+// ExampleNamespace publishes to the payworker deployment whose
+// PAYWORKER_NAMESPACE is acct2: on acct2.payments.charge.request, into its
+// stream ACCT2_PAYMENT_REQUESTS. Its results come on
+// acct2.payments.charge.result.<outcome>. (Compiled, not run.)
+func ExampleNamespace() {
+	nc, err := nats.Connect(nats.DefaultURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := []byte(`{"session": {...}, "payment": {...}}`) // Dintero's POST /v1/sessions/pay body
+	ack, err := publish.ChargeBody(ctx, js, body, "", publish.Namespace("acct2"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("stored in", ack.Stream) // ACCT2_PAYMENT_REQUESTS
+}

@@ -33,9 +33,10 @@ type Publisher interface {
 var _ Publisher = jetstream.JetStream(nil)
 
 // Charge validates req, marshals it and publishes it on
-// [messages.SubjectChargeRequest] with the Nats-Msg-Id header set to msgID,
-// or to the request's merchant_reference when msgID is "", and returns the
-// stream's acknowledgement. Within the stream's duplicate window a second
+// [messages.SubjectChargeRequest] (or its namespace's: see [Namespace])
+// with the Nats-Msg-Id header set to msgID, or to the request's
+// merchant_reference when msgID is "", and returns the stream's
+// acknowledgement. Within the stream's duplicate window a second
 // publish with the same id is not stored again: the PubAck then has
 // Duplicate set.
 //
@@ -64,16 +65,16 @@ func ChargeBody(ctx context.Context, js Publisher, body []byte, msgID string, op
 	if err != nil {
 		return nil, err
 	}
-	return request(ctx, js, messages.SubjectChargeRequest, "charge request", body, msgID, req.Session.Order.MerchantReference, opts)
+	return request(ctx, js, messages.KindCharge, "charge request", body, msgID, req.Session.Order.MerchantReference, opts)
 }
 
 // Session validates req, marshals it and publishes it on
-// [messages.SubjectSessionRequest] with the Nats-Msg-Id header set to msgID,
-// or to order.merchant_reference when msgID is "", and returns the stream's
-// acknowledgement. An invalid request is not published; the error is then
+// [messages.SubjectSessionRequest] (or its namespace's: see [Namespace])
+// with the Nats-Msg-Id header set to msgID, or to order.merchant_reference
+// when msgID is "", and returns the stream's acknowledgement. An invalid request is not published; the error is then
 // a *[messages.ValidationError]. Fields the type does not model cannot be
 // sent this way; use [SessionBody].
-func Session(ctx context.Context, js Publisher, req *messages.SessionRequest, msgID string) (*jetstream.PubAck, error) {
+func Session(ctx context.Context, js Publisher, req *messages.SessionRequest, msgID string, opts ...Option) (*jetstream.PubAck, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -81,14 +82,14 @@ func Session(ctx context.Context, js Publisher, req *messages.SessionRequest, ms
 	if err != nil {
 		return nil, fmt.Errorf("publish: marshal session request: %w", err)
 	}
-	return SessionBody(ctx, js, body, msgID)
+	return SessionBody(ctx, js, body, msgID, opts...)
 }
 
 // SessionBody is [Session] for a raw body, such as the examples of
 // Dintero's "Use token" guide. The body is first checked with
 // [messages.DecodeSessionRequest]; it is then published unchanged, so
 // fields the types do not model reach Dintero.
-func SessionBody(ctx context.Context, js Publisher, body []byte, msgID string) (*jetstream.PubAck, error) {
+func SessionBody(ctx context.Context, js Publisher, body []byte, msgID string, opts ...Option) (*jetstream.PubAck, error) {
 	if js == nil {
 		return nil, errors.New("publish: session request: nil JetStream")
 	}
@@ -96,23 +97,27 @@ func SessionBody(ctx context.Context, js Publisher, body []byte, msgID string) (
 	if err != nil {
 		return nil, err
 	}
-	return request(ctx, js, messages.SubjectSessionRequest, "session request", body, msgID, req.Order.MerchantReference, nil)
+	return request(ctx, js, messages.KindSession, "session request", body, msgID, req.Order.MerchantReference, opts)
 }
 
-// request publishes a checked body on subject with Nats-Msg-Id set to
-// msgID, or to ref when msgID is "". what names the request in errors.
-func request(ctx context.Context, js Publisher, subject, what string, body []byte, msgID, ref string, opts []Option) (*jetstream.PubAck, error) {
+// request publishes a checked body of kind on its request subject (in the
+// namespace an option names) with Nats-Msg-Id set to msgID, or to ref when
+// msgID is "". what names the request in errors.
+func request(ctx context.Context, js Publisher, kind, what string, body []byte, msgID, ref string, opts []Option) (*jetstream.PubAck, error) {
 	if msgID == "" {
 		msgID = ref
 	}
 	if strings.ContainsFunc(msgID, unicode.IsControl) {
 		return nil, fmt.Errorf("publish: %s: msgID contains control characters", what)
 	}
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set(messages.HeaderMsgID, msgID)
-	for _, o := range opts {
-		o(msg.Header)
+	o := options{kind: kind, header: nats.Header{}}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, fmt.Errorf("publish: %s: %w", what, err)
+		}
 	}
+	msg := &nats.Msg{Subject: messages.NamesFor(o.namespace).RequestSubject(kind), Data: body, Header: o.header}
+	msg.Header.Set(messages.HeaderMsgID, msgID)
 	ack, err := js.PublishMsg(ctx, msg)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %s %s: %w", what, strconv.Quote(msgID), err)
@@ -120,12 +125,42 @@ func request(ctx context.Context, js Publisher, subject, what string, body []byt
 	return ack, nil
 }
 
-// An Option adds to a charge request what its body does not say.
-type Option func(nats.Header)
+// An Option adds to a request what its body does not say: where it goes
+// (Namespace) or how it is handled (RetryUntil).
+type Option func(*options) error
+
+// options are what the options of one publish set.
+type options struct {
+	kind      string // of the request: messages.KindCharge, ...
+	namespace string
+	header    nats.Header
+}
 
 // RetryUntil asks for dunning until t (see messages.HeaderRetryUntil): a
 // soft decline is tried again later under the same merchant_reference,
-// until t, before the request's one final result.
+// until t, before the request's one final result. It applies to charge
+// requests only; a session request given it is not published.
 func RetryUntil(t time.Time) Option {
-	return func(h nats.Header) { h.Set(messages.HeaderRetryUntil, t.UTC().Format(time.RFC3339)) }
+	return func(o *options) error {
+		if o.kind != messages.KindCharge {
+			return errors.New("RetryUntil applies to charge requests only")
+		}
+		o.header.Set(messages.HeaderRetryUntil, t.UTC().Format(time.RFC3339))
+		return nil
+	}
+}
+
+// Namespace publishes to the payworker deployment whose namespace
+// (PAYWORKER_NAMESPACE) is ns: on messages.NamesFor(ns)'s request subject,
+// such as "acct2.payments.charge.request". "" is the default deployment.
+// A namespace [messages.ValidateNamespace] refuses is an error, and
+// nothing is published.
+func Namespace(ns string) Option {
+	return func(o *options) error {
+		if err := messages.ValidateNamespace(ns); err != nil {
+			return err
+		}
+		o.namespace = ns
+		return nil
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -313,4 +314,63 @@ func cit(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+func TestNamespace(t *testing.T) {
+	js, defaultStream := startJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	names := messages.NamesFor("acct2")
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:       names.StreamRequests,
+		Subjects:   []string{names.SubjectRequests},
+		Retention:  jetstream.WorkQueuePolicy,
+		Duplicates: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	charge := seed(t, seedFiles[0])
+	ack, err := publish.ChargeBody(ctx, js, charge, "c-1", publish.Namespace("acct2"), publish.RetryUntil(time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Stream != names.StreamRequests {
+		t.Errorf("charge stored in %s, want %s", ack.Stream, names.StreamRequests)
+	}
+	msg, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != "acct2.payments.charge.request" || msg.Header.Get(messages.HeaderRetryUntil) == "" ||
+		msg.Header.Get(messages.HeaderMsgID) != "c-1" {
+		t.Errorf("stored on %s with headers %v", msg.Subject, msg.Header)
+	}
+	sack, err := publish.SessionBody(ctx, js, cit(t, citFiles[2]), "", publish.Namespace("acct2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.GetMsg(ctx, sack.Sequence); err != nil || msg.Subject != "acct2.payments.session.request" {
+		t.Errorf("session stored: %v, %v", msg, err)
+	}
+	// The default namespace is the default stream's.
+	if ack, err := publish.ChargeBody(ctx, js, charge, "c-2", publish.Namespace("")); err != nil || ack.Stream != messages.StreamRequests {
+		t.Errorf("Namespace(\"\"): %+v, %v; want the default stream", ack, err)
+	}
+
+	// Refused before anything is published: a bad namespace, dunning asked
+	// of a session.
+	if _, err := publish.ChargeBody(ctx, js, charge, "c-3", publish.Namespace("Acct2")); err == nil || !strings.Contains(err.Error(), "namespace") {
+		t.Errorf("Namespace(\"Acct2\") = %v, want a namespace error", err)
+	}
+	if _, err := publish.SessionBody(ctx, js, cit(t, citFiles[2]), "s-2", publish.RetryUntil(time.Now())); err == nil {
+		t.Error("RetryUntil on a session request was accepted")
+	}
+	if n := storedCount(t, ctx, stream); n != 2 {
+		t.Errorf("%s holds %d messages, want 2", names.StreamRequests, n)
+	}
+	if n := storedCount(t, ctx, defaultStream); n != 1 {
+		t.Errorf("%s holds %d messages, want 1", messages.StreamRequests, n)
+	}
 }

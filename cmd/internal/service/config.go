@@ -18,6 +18,7 @@ import (
 	"github.com/payworker/payworker/cmd/internal/natsconn"
 	"github.com/payworker/payworker/cmd/internal/redisconn"
 	"github.com/payworker/payworker/idempotency"
+	"github.com/payworker/payworker/messages"
 	"github.com/payworker/payworker/worker"
 )
 
@@ -48,6 +49,7 @@ type Config struct {
 	DinteroRate         int  // requests per second shared by the pods; 0: off
 	Tracing             bool // OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) set
 	DunningSchedule     []time.Duration
+	Namespace           string // PAYWORKER_NAMESPACE: "" is the default deployment
 	Consumer            string
 	AckWait             time.Duration
 	MaxDeliver          int
@@ -115,6 +117,13 @@ func settings(c *Config) []setting {
 		{env: "PAYWORKER_MAX_IN_FLIGHT", flag: "max-in-flight", def: "256", usage: "calls to Dintero at once from this process (it holds a quarter more requests)", set: num(&c.MaxInFlight)},
 		{env: "PAYWORKER_HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "address of /metrics, /healthz, /readyz (and pprof when on)", set: str(&c.HTTPAddr)},
 		{env: "PAYWORKER_CALLBACK_ADDR", flag: "callback-addr", def: ":8081", usage: "address of " + worker.CallbackPath + " alone (when DINTERO_CALLBACK_SECRET is set)", set: str(&c.CallbackAddr)},
+		{env: "PAYWORKER_NAMESPACE", flag: "namespace", usage: "keeps this deployment apart from others on the same NATS account and Redis: prefixes its subjects (<ns>.payments.charge.request), streams and bucket (<NS>_PAYMENT_REQUESTS) and default Redis prefix (payworker:<ns>:idem:); a-z, 0-9, _ and -, at most 32; publishers must use it too", set: func(v string) error {
+			if err := messages.ValidateNamespace(v); err != nil {
+				return err
+			}
+			c.Namespace = v
+			return nil
+		}},
 		{env: "PAYWORKER_CONSUMER", flag: "consumer", def: "payworker", usage: "durable JetStream consumer shared by all pods", set: str(&c.Consumer)},
 		{env: "PAYWORKER_ACK_WAIT", flag: "ack-wait", def: "30s", usage: "JetStream AckWait of the consumer", set: dur(&c.AckWait)},
 		{env: "PAYWORKER_MAX_DELIVER", flag: "max-deliver", def: "20", usage: "deliveries before a request is dead-lettered as failed", set: num(&c.MaxDeliver)},
@@ -159,7 +168,7 @@ func settings(c *Config) []setting {
 			return nil
 		}},
 		{env: "PAYWORKER_STREAM_REPLICAS", flag: "stream-replicas", def: "1", usage: "replicas of the streams, bucket and consumer payworker creates: 1, 3 or 5", set: num(&c.StreamReplicas)},
-		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: "payworker:idem:", usage: "Redis key prefix of idempotency records", set: str(&c.IdempotencyPrefix)},
+		{env: "PAYWORKER_IDEMPOTENCY_PREFIX", flag: "idempotency-prefix", def: idempotency.DefaultPrefix, usage: "Redis key prefix of idempotency records, card tokens and the rate limit (default payworker:<ns>:idem: with PAYWORKER_NAMESPACE)", set: str(&c.IdempotencyPrefix)},
 		{env: "PAYWORKER_IDEMPOTENCY_RETENTION", flag: "idempotency-retention", def: "720h", usage: "how long a completed record is kept", set: dur(&c.IdempotencyTTL)},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
 		{env: "LOG_FORMAT", flag: "log-format", def: "auto", usage: "text (tint), json, or auto (text on a terminal)", set: str(&c.LogFormat)},
@@ -201,6 +210,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see payworker -h)", fs.Arg(0))
 	}
+	given := map[string]bool{} // set by the environment or a flag
 	for _, s := range all {
 		v, from := s.def, ""
 		if e := strings.TrimSpace(getenv(s.env)); e != "" {
@@ -212,12 +222,16 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (*C
 		if v == "" {
 			continue
 		}
+		given[s.env] = from != ""
 		if err := s.set(v); err != nil {
 			if s.secret {
 				err = errors.New("invalid value")
 			}
 			return nil, fmt.Errorf("%s: %w", nameOf(s, from), err)
 		}
+	}
+	if !given["PAYWORKER_IDEMPOTENCY_PREFIX"] {
+		c.IdempotencyPrefix = idempotency.NamespacePrefix(c.Namespace)
 	}
 	for _, req := range []struct {
 		v string

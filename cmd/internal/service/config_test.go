@@ -66,6 +66,28 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{name: "bad token limits", env: map[string]string{"PAYWORKER_TOKEN_LIMITS": "24h:10"}, wantErr: "PAYWORKER_TOKEN_LIMITS: want windows and counts"},
+		// Issue 13: several deployments on one NATS account and Redis.
+		{name: "no namespace", check: func(t *testing.T, c *Config) {
+			if c.Namespace != "" || c.IdempotencyPrefix != "payworker:idem:" {
+				t.Errorf("namespace %q, prefix %q; want today's", c.Namespace, c.IdempotencyPrefix)
+			}
+		}},
+		{name: "namespace", env: map[string]string{"PAYWORKER_NAMESPACE": "acct2"}, check: func(t *testing.T, c *Config) {
+			if c.Namespace != "acct2" || c.IdempotencyPrefix != "payworker:acct2:idem:" {
+				t.Errorf("namespace %q, prefix %q; want acct2 and payworker:acct2:idem:", c.Namespace, c.IdempotencyPrefix)
+			}
+		}},
+		{name: "namespace flag", args: []string{"-namespace", "acct-3"}, check: func(t *testing.T, c *Config) {
+			if c.Namespace != "acct-3" || c.IdempotencyPrefix != "payworker:acct-3:idem:" {
+				t.Errorf("namespace %q, prefix %q", c.Namespace, c.IdempotencyPrefix)
+			}
+		}},
+		{name: "explicit prefix wins over the namespace's", env: map[string]string{"PAYWORKER_NAMESPACE": "acct2", "PAYWORKER_IDEMPOTENCY_PREFIX": "mine:"}, check: func(t *testing.T, c *Config) {
+			if c.Namespace != "acct2" || c.IdempotencyPrefix != "mine:" {
+				t.Errorf("namespace %q, prefix %q; want acct2 and mine:", c.Namespace, c.IdempotencyPrefix)
+			}
+		}},
+		{name: "bad namespace", env: map[string]string{"PAYWORKER_NAMESPACE": "Acct.2"}, wantErr: `PAYWORKER_NAMESPACE: namespace "Acct.2": want at most 32 characters of a-z, 0-9`},
 		{name: "replicas", env: map[string]string{"PAYWORKER_STREAM_REPLICAS": "2"}, wantErr: "PAYWORKER_STREAM_REPLICAS: want 1, 3 or 5"},
 		// Issue 12 item 12: a mistyped URL never prints its password.
 		{name: "mistyped NATS URL", env: map[string]string{"NATS_URL": "nats://u:s3cr3t-value@[::1"}, wantErr: `NATS_URL: "nats://xxxxx@[::1" is not a URL`},

@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer closeNATS()
 	w, err = worker.New(js, store, gw, worker.Config{
+		Namespace:         cfg.Namespace,
 		Consumer:          cfg.Consumer,
 		MaxInFlight:       cfg.MaxInFlight,
 		AckWait:           cfg.AckWait,
@@ -103,7 +104,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	defer stopHTTP()
 	go watch(ctx, log, deps)
 
-	log.Info("payworker starting", "revision", Revision(), "nats", nc.ConnectedUrlRedacted(), "redis", cfg.Redis.Redacted(),
+	log.Info("payworker starting", "revision", Revision(), "namespace", cfg.Namespace, "nats", nc.ConnectedUrlRedacted(), "redis", cfg.Redis.Redacted(),
 		"dintero", cfg.DinteroAPIURL, "max_in_flight", cfg.MaxInFlight)
 	err = runWorker(ctx, w, log)
 	if cause := context.Cause(ctx); errors.Is(cause, redisconn.ErrEvictingPolicy) {
@@ -295,6 +296,7 @@ func serveHTTP(cfg *Config, log *slog.Logger, reg *prometheus.Registry, deps []d
 	cb, err := worker.NewCallbacks(pub, gw, store, worker.CallbackConfig{
 		Secret:    []byte(cfg.CallbackSecret),
 		AccountID: cfg.DinteroAccountID,
+		Namespace: cfg.Namespace,
 		PublicURL: cfg.CallbackURL,
 		Logger:    log.With("component", "callbacks"),
 		Metrics:   metrics,
