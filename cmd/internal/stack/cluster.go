@@ -252,45 +252,13 @@ func (c *NATSCluster) leader(ci *jetstream.ClusterInfo) (*NATSNode, error) {
 	return nil, fmt.Errorf("stack: leader %q is not one of ours", ci.Leader)
 }
 
-// SetupStreams creates payworker's streams and consumer as worker.Setup
-// does (cfg as the workers have it), then scales the three streams and the
-// consumer to replicas. It is what the workers would do with
-// PAYWORKER_STREAM_REPLICAS, for runs whose workers skip setup.
+// SetupStreams creates the streams, the sessions bucket and the consumer
+// with the given replicas, as a worker with PAYWORKER_STREAM_REPLICAS does
+// (for runs whose workers skip setup).
 func SetupStreams(ctx context.Context, js jetstream.JetStream, cfg worker.Config, replicas int) error {
+	cfg.StreamReplicas = max(replicas, 1)
 	if err := worker.Setup(ctx, js, cfg); err != nil {
 		return fmt.Errorf("stack: setup: %w", err)
-	}
-	if replicas <= 1 {
-		return nil
-	}
-	for _, name := range []string{messages.StreamRequests, messages.StreamResults, messages.StreamDeadLetters} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			return fmt.Errorf("stack: stream %s: %w", name, err)
-		}
-		sc := s.CachedInfo().Config
-		if sc.Replicas == replicas {
-			continue
-		}
-		sc.Replicas = replicas
-		if _, err := js.UpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("stack: stream %s to %d replicas: %w", name, replicas, err)
-		}
-	}
-	consumer := cfg.Consumer
-	if consumer == "" {
-		consumer = "payworker"
-	}
-	cons, err := js.Consumer(ctx, messages.StreamRequests, consumer)
-	if err != nil {
-		return fmt.Errorf("stack: consumer %s: %w", consumer, err)
-	}
-	cc := cons.CachedInfo().Config
-	if cc.Replicas != replicas {
-		cc.Replicas = replicas
-		if _, err := js.UpdateConsumer(ctx, messages.StreamRequests, cc); err != nil {
-			return fmt.Errorf("stack: consumer %s to %d replicas: %w", consumer, replicas, err)
-		}
 	}
 	return nil
 }
