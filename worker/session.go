@@ -347,7 +347,7 @@ func (w *Worker) resolveSession(ctx context.Context, d *delivery, s *sessionRequ
 	if paid := s.paid(found); len(paid) > 0 {
 		// Nobody is shown a session that is not remembered, so nobody can
 		// have paid one: an operator must look.
-		return parkAgain("review", fmt.Errorf("Dintero holds paid session(s) %s for the reference, none remembered as answered: check them in Dintero's backoffice",
+		return parkAgain("review", fmt.Errorf("paid session(s) %s at Dintero for the reference, none remembered as answered: check them in Dintero's backoffice",
 			strings.Join(paid, ", ")))
 	}
 	open := s.unused(d, found, "")
