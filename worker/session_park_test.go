@@ -6,12 +6,16 @@ package worker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/payworker/payworker/dintero/dinterotest"
 	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/worker"
 )
 
 // sessionOutcomes lists the outcomes of session events.
@@ -196,5 +200,65 @@ func TestSessionAnsweredOnlyAfterItsSweep(t *testing.T) {
 	}
 	if n := len(sessionStates(e, ref)); n != 1 {
 		t.Fatalf("Dintero holds %d sessions, want 1", n)
+	}
+}
+
+// An operator closes a parked session request (payctl resolve --as failed):
+// none of its sessions was answered, so the verdict applies; the sessions
+// the outage left open, which nobody was shown, are cancelled.
+func TestParkedSessionClosedByOperator(t *testing.T) {
+	e, gw := newOutageEnv(t)
+	e.cfg.ResolveSchedule = []time.Duration{time.Hour} // only the operator's lookup comes
+	e.startWorker(e.store(), gw)
+	const ref = "session-operator"
+	body := i12SessionBody(ref, messages.ProductPayExCreditcard, dinterotest.TokenAuthorized+"4", 300, "")
+	i12PublishSession(e, body)
+	if r := e.waitSessionResults(ref, 1, 15*time.Second)[0]; r.Outcome != messages.OutcomeUnknown {
+		t.Fatalf("first event %+v, want unknown", r)
+	}
+	if n := len(liveSessions(e, ref)); n == 0 {
+		t.Fatal("the outage left no session open; the test needs one")
+	}
+	gw.down.Store(false)
+
+	// The verdict, as payctl resolve --as failed publishes it.
+	info, err := e.js.Stream(context.Background(), messages.StreamRequests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := info.GetLastMsgForSubject(context.Background(), worker.ScheduleSubjects(messages.KindSession, ref))
+	if err != nil {
+		t.Fatalf("the parked request's schedule: %v", err)
+	}
+	v := nats.NewMsg(m.Subject)
+	v.Data = m.Data
+	for k, vals := range m.Header {
+		v.Header[k] = vals
+	}
+	v.Header.Set("Nats-Schedule", "@at "+time.Now().UTC().Format(time.RFC3339))
+	v.Header.Set(worker.HeaderResolveAs, string(messages.OutcomeFailed))
+	v.Header.Set(worker.HeaderResolvedBy, "ops@example.com")
+	v.Header.Set(worker.HeaderResolveWhy, "no session in the backoffice")
+	if _, err := e.js.PublishMsg(context.Background(), v); err != nil {
+		t.Fatal(err)
+	}
+	got := e.waitSessionFinals(ref, 1, 15*time.Second)
+	f := got[len(got)-1]
+	if f.Outcome != messages.OutcomeFailed || f.Error == nil || f.Error.Code != messages.CodeClosedByOperator ||
+		!strings.Contains(f.Error.Message, "ops@example.com") {
+		t.Fatalf("final %+v, want failed/closed_by_operator naming the operator", f)
+	}
+	waitNoLiveSession(t, e, ref, 5*time.Second)
+}
+
+// waitNoLiveSession waits until Dintero holds no open session for ref.
+func waitNoLiveSession(t *testing.T, e *env, ref string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for len(liveSessions(e, ref)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of %s: %v, want every one cancelled", ref, sessionStates(e, ref))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
