@@ -122,14 +122,15 @@ const (
 	OutcomeRejected Outcome = "rejected"
 )
 
-// Non-final outcomes of a charge request, published before its final
-// result on subjects of their own; a consumer that ignores them sees one
-// final result as before.
+// Non-final outcomes of a request, published before its final result on
+// subjects of their own; a consumer that ignores them sees one final result
+// as before. Charge and session requests both get unknown and needs_review;
+// retry_scheduled is a charge's only.
 const (
 	// OutcomeUnknown: an attempt may have reached Dintero and Dintero
 	// cannot say yet what happened. The request is parked and looked up on
-	// a schedule (NextCheckAt); its reference is never charged again
-	// meanwhile. Show it as "processing".
+	// a schedule (NextCheckAt); meanwhile its reference is never charged
+	// again, nor a session created for it. Show it as "processing".
 	OutcomeUnknown Outcome = "unknown"
 	// OutcomeNeedsReview: the lookups of a parked request found nothing out
 	// in the whole schedule. An operator must check Dintero's backoffice
@@ -159,6 +160,10 @@ const (
 	// CodeNotCharged: failed after a lookup that answered: Dintero holds no
 	// transaction for the reference.
 	CodeNotCharged = "not_charged"
+	// CodeNotCreated: a session request failed after a lookup that
+	// answered: Dintero holds no session of the request for the reference
+	// that anyone could pay (none was made, or every one was cancelled).
+	CodeNotCreated = "not_created"
 	// CodeOutcomeUnknown: the reason of an unknown or needs_review event.
 	CodeOutcomeUnknown = "outcome_unknown"
 	// CodeClosedByOperator: an operator closed a parked request after

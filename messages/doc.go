@@ -22,9 +22,13 @@
 // [DecodeSessionRequest]. Its idempotency key is order.merchant_reference.
 // Its [SessionResult] events go to [ResultSubject]([KindSession], outcome):
 // [OutcomeCreated] with the payment page URL for the customer (or
-// [OutcomeRejected], or [OutcomeFailed] when the session could not be
-// made), then, once the customer has confirmed with CVC and Dintero has
-// called back, [OutcomeCompleted] or [OutcomeFailed].
+// [OutcomeRejected], or [OutcomeFailed] when Dintero holds no session for
+// the reference), then, once the customer has confirmed with CVC and Dintero
+// has called back, [OutcomeCompleted] or [OutcomeFailed]. A session request
+// whose creation may have made a session Dintero cannot tell about yet is
+// parked like a charge: non-final [OutcomeUnknown] (and [OutcomeNeedsReview]
+// at the end of the schedule) events come before its created or failed
+// result.
 //
 // # Several deployments on one NATS account
 //

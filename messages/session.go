@@ -11,7 +11,8 @@ import (
 )
 
 // Outcomes of a customer-initiated session request, besides
-// [OutcomeFailed] and [OutcomeRejected].
+// [OutcomeFailed], [OutcomeRejected] and the non-final [OutcomeUnknown] and
+// [OutcomeNeedsReview].
 const (
 	// OutcomeCreated: Dintero created the session; SessionResult.URL is the
 	// page the customer must open to confirm the payment (with CVC). Not
@@ -46,10 +47,15 @@ type SessionURL struct {
 
 // SessionResult is an event published for a session request on
 // [ResultSubject]([KindSession], outcome): first created (or rejected, or
-// failed when the session could not be created), then, once the customer
-// has paid, completed or failed. A failed result after payment means the
-// authorization failed (Status FAILED or DECLINED; Error carries Dintero's
-// code, types and retry codes). It never contains a card token.
+// failed when Dintero holds no session for the reference: none was made),
+// then, once the customer has paid, completed or failed. A failed result
+// after payment means the authorization failed (Status FAILED or DECLINED;
+// Error carries Dintero's code, types and retry codes). A request whose
+// session may have been made while Dintero could not say so is parked:
+// non-final [OutcomeUnknown] and [OutcomeNeedsReview] events (with
+// NextCheckAt) come before its created or failed result (failed with
+// [CodeNotCreated] when the lookup finds no session). It never contains a
+// card token.
 type SessionResult struct {
 	MerchantReference string  `json:"merchant_reference"`
 	Outcome           Outcome `json:"outcome"`
@@ -69,6 +75,9 @@ type SessionResult struct {
 	// record of an earlier request, without calling Dintero.
 	Duplicate   bool      `json:"duplicate"`
 	CompletedAt time.Time `json:"completed_at"`
+	// NextCheckAt is, on an unknown or needs_review event, when the
+	// reference's sessions are looked up at Dintero next.
+	NextCheckAt *time.Time `json:"next_check_at,omitempty"`
 }
 
 // DecodeSessionRequest parses and validates a session request body, like

@@ -74,12 +74,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records Prometheus metrics; nil records nothing.
 	Metrics *Metrics
-	// ResolveSchedule is the resolution schedule of a parked charge (one
-	// whose outcome is unknown): the wait before each lookup at Dintero.
+	// ResolveSchedule is the resolution schedule of a parked request (a
+	// charge, or a session request, whose outcome is unknown): the wait
+	// before each lookup at Dintero.
 	// Default 1m, 5m, 15m, 1h, 6h, then 24h seven times (ParseSchedule
 	// reads "1m,5m,15m,1h,6h,24h*7").
 	ResolveSchedule []time.Duration
-	// ReviewEvery is how often a parked charge is still looked up once
+	// ReviewEvery is how often a parked request is still looked up once
 	// its resolution schedule is over (it then needs review). Default 24h.
 	ReviewEvery time.Duration
 	// Tokens, when set, turns the token governor on (governor.go): card

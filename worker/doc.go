@@ -49,7 +49,11 @@
 // JetStream key-value bucket (the first remembered wins) and answered from
 // it when Redis lost a record, and a request answered without a stored
 // record looks the reference's sessions up at Dintero (GET /v1/sessions)
-// and cancels every one but the remembered one. A creation whose outcome is
-// unknown is never repeated blindly. Its completed or failed result comes
+// and cancels every one but the remembered one before it answers. A
+// creation whose outcome is unknown is never repeated blindly, and a request
+// that may have made a session is never answered failed: when its
+// deliveries run out (or its sweep cannot run) it is parked like a charge,
+// and the lookup on the schedule answers created or, when Dintero holds no
+// session of it, failed (not_created). Its completed or failed result comes
 // from Dintero's callback (callback.go).
 package worker

@@ -82,19 +82,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.parks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "payworker_parked_total",
-		Help: "Charges parked because their outcome is unknown, by the step of the resolution schedule they were parked for (1: first parked).",
+		Help: "Requests (charges and sessions) parked because their outcome is unknown, by the step of the resolution schedule they were parked for (1: first parked).",
 	}, []string{"step"})
 	m.resolutions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "payworker_resolutions_total",
-		Help: "Parked charges resolved, by final outcome and by the step of the resolution schedule that resolved them (0: a request meeting a parked record).",
+		Help: "Parked requests resolved, by final outcome and by the step of the resolution schedule that resolved them (0: a request meeting a parked record).",
 	}, []string{"outcome", "step"})
 	m.reviews = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "payworker_needs_review_total",
-		Help: "Parked charges whose outcome was still unknown at the end of the resolution schedule: an operator must close them (payctl resolve).",
+		Help: "Parked requests whose outcome was still unknown at the end of the resolution schedule: an operator must close them (payctl resolve).",
 	})
 	m.parkedAges = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "payworker_parked_age_seconds",
-		Help:    "Age of a parked charge (since its request was published) at each scheduled lookup.",
+		Help:    "Age of a parked request (since its request was published) at each scheduled lookup.",
 		Buckets: []float64{60, 300, 900, 3600, 6 * 3600, 24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600},
 	})
 	m.declines = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -119,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"currency"})
 	m.parkedReqs = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "payworker_parked_requests",
-		Help: "Charges parked now because their outcome is unknown: the schedules in the requests stream (every pod reports the same count).",
+		Help: "Requests parked now because their outcome is unknown: the schedules in the requests stream (every pod reports the same count).",
 	})
 	m.slots = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "payworker_dintero_call_slots",

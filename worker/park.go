@@ -14,11 +14,14 @@ import (
 // Unknown outcomes. A charge that may have reached Dintero (its pay call
 // timed out, was reset or got a 5xx after it was sent, and the lookups by
 // merchant_reference failed too) is never finalised as failed while its
-// outcome is unknown. When its deliveries run out, or a resolution lookup
+// outcome is unknown, nor is a session request whose creation may have made
+// a session (its answer lost, or an earlier delivery's) that could not be
+// looked up or swept. When its deliveries run out, or a resolution lookup
 // fails, it is parked:
 //
 //   - its record is parked (idempotency.Store.Park): every later request
-//     with the reference only looks it up, nobody charges it;
+//     with the reference only looks it up, nobody charges it or creates a
+//     session for it;
 //   - it is scheduled (schedule.go) for a lookup at the next step of
 //     Config.ResolveSchedule, then every Config.ReviewEvery once the
 //     schedule is over;
@@ -30,9 +33,11 @@ import (
 //
 // A scheduled lookup that answers ends the request: succeeded or declined
 // with Dintero's transaction, or failed (not_charged) when Dintero holds
-// none for the reference.
+// none for the reference; for a session request, created with the session
+// remembered (or made now, see resolveSession), or failed (not_created)
+// when Dintero holds no session of the request.
 
-// A parker is a request that can be parked (charges).
+// A parker is a request that can be parked (charges and sessions).
 type parker interface {
 	// event is a non-final event of the request.
 	event(outcome messages.Outcome, rerr *messages.ResultError, next time.Time, attempts int, now time.Time) *result
@@ -137,6 +142,12 @@ func (w *Worker) resolveCharge(ctx context.Context, d *delivery, c *chargeReques
 	}
 	w.m.resolved(outcome, d.origin.step)
 	return w.resolvedFor(d, finish(c.fail(outcome, rerr, d.attempts(), w.now())))
+}
+
+// parkAgain is the decision of a resolution that could not decide: park
+// the request again, for the next step of the schedule.
+func parkAgain(reason string, err error) decision {
+	return decision{reason: reason, err: err, park: true}
 }
 
 // resolvedFor marks the result of a resolution a duplicate when the

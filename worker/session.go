@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,8 +70,32 @@ func (s *sessionRequest) key() idempotency.Key {
 // learnt it lost, and by a sweep of the reference's sessions at Dintero
 // whenever a delivery answers here (a claim that is new may be one whose
 // record Redis lost, so even a new one cannot tell that no session was
-// made before; requests answered from their record never get here).
+// made before; requests answered from their record never get here). A
+// delivery answers only once its sweep has run: when the sweep cannot
+// (Dintero unreachable), the request is tried again, and parked after its
+// last delivery, like one whose creation went unanswered.
+//
+// A request whose creation may have made a session that Dintero cannot
+// tell about yet is never answered failed: after its last delivery it is
+// parked (park.go), and resolveSession decides on the schedule.
 func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decision {
+	if d.resolving {
+		return w.resolveSession(ctx, d, s)
+	}
+	dec := s.create(ctx, w, d, d.seq)
+	if dec.result == nil && d.claim.State == idempotency.StateRecovered {
+		// An earlier delivery may have made a session (its answer lost, or
+		// its owner gone): this one failing before it reached Dintero does
+		// not make that "nothing was created".
+		dec.maybeSent = true
+	}
+	return dec
+}
+
+// create answers with the session remembered for the reference, or creates
+// one, remembers it for request seq (d's own, or the parked request's that
+// d resolves) and answers seq with the one remembered.
+func (s *sessionRequest) create(ctx context.Context, w *Worker, d *delivery, seq uint64) decision {
 	ref := s.req.Order.MerchantReference
 	prev, err := w.sessions.find(ctx, ref)
 	if err != nil {
@@ -78,8 +103,10 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 	}
 	if prev != nil {
 		d.log.Info("a session was created for this reference before; answering with it", "session_id", prev.Result.SessionID)
-		s.sweep(ctx, w, d, prev.Result.SessionID)
-		return s.answer(prev, d)
+		if err := s.sweep(ctx, w, d, prev.Result.SessionID); err != nil {
+			return s.unswept(d, prev.Result.SessionID, err)
+		}
+		return s.answer(prev, seq)
 	}
 	body := s.body
 	if w.cfg.CallbackURL != "" {
@@ -93,7 +120,7 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 	}
 	res := s.base(w.now())
 	res.Outcome, res.SessionID, res.URL = messages.OutcomeCreated, created.ID, created.URL
-	first, err := w.sessions.remember(ctx, ref, d.seq, res)
+	first, err := w.sessions.remember(ctx, ref, seq, res)
 	if err != nil {
 		// Answering with a session not remembered could show the customer
 		// one that a later delivery, remembering another, cancels: try
@@ -112,18 +139,29 @@ func (s *sessionRequest) call(ctx context.Context, w *Worker, d *delivery) decis
 			"session_id", first.Result.SessionID, "unused_session_id", created.ID)
 	}
 	var done []string
-	if lost && s.cancel(ctx, w, d, created.ID) {
+	if lost && s.cancel(ctx, w, d, created.ID) == nil {
 		done = append(done, created.ID)
 	}
-	s.sweep(ctx, w, d, first.Result.SessionID, done...)
-	return s.answer(first, d)
+	if err := s.sweep(ctx, w, d, first.Result.SessionID, done...); err != nil {
+		return s.unswept(d, first.Result.SessionID, err)
+	}
+	return s.answer(first, seq)
 }
 
-// answer is the decision to answer d with the session e remembers, marked
-// duplicate unless d's request is the one that created it.
-func (s *sessionRequest) answer(e *sessionEntry, d *delivery) decision {
+// unswept is the decision when the sweep before an answer failed: Dintero
+// may hold another live session of the reference besides keep, the one
+// remembered, so the request is tried again (and parked after its last
+// delivery) rather than answered; the next delivery answers with keep.
+func (s *sessionRequest) unswept(d *delivery, keep string, err error) decision {
+	d.log.Warn("could not make sure Dintero holds no other session for this reference; answering later", "session_id", keep, "err", err)
+	return unsure("sweep", fmt.Errorf("sweeping the reference's sessions besides %s: %w", keep, err))
+}
+
+// answer is the decision to answer with the session e remembers, marked
+// duplicate unless seq, the request answered, is the one that created it.
+func (s *sessionRequest) answer(e *sessionEntry, seq uint64) decision {
 	res := e.Result
-	res.Duplicate = e.Seq != d.seq
+	res.Duplicate = e.Seq != seq
 	return finish(sessionResult(&res))
 }
 
@@ -151,13 +189,16 @@ func (s *sessionRequest) refused(ctx context.Context, w *Worker, d *delivery, er
 		// When another delivery's session is remembered, that one is the
 		// answer and any other is cancelled; otherwise a later delivery
 		// (the claim recovered) makes and remembers one, and its sweep
-		// cancels this one's.
+		// cancels this one's; after the last delivery the request is
+		// parked, and the lookup on the schedule decides.
 		prev, ferr := w.sessions.find(ctx, s.req.Order.MerchantReference)
 		if ferr == nil && prev != nil {
 			d.log.Info("a session was remembered for this reference while this one's creation went unanswered; answering with it",
 				"session_id", prev.Result.SessionID, "err", err)
-			s.sweep(ctx, w, d, prev.Result.SessionID)
-			return s.answer(prev, d)
+			if err := s.sweep(ctx, w, d, prev.Result.SessionID); err != nil {
+				return s.unswept(d, prev.Result.SessionID, err)
+			}
+			return s.answer(prev, d.seq)
 		}
 		return decision{reason: "dintero", err: err, after: derr.RetryAfter, maybeSent: true}
 	}
@@ -166,19 +207,24 @@ func (s *sessionRequest) refused(ctx context.Context, w *Worker, d *delivery, er
 
 // sweep cancels the sessions Dintero holds for the request's reference
 // besides keep, the remembered one: sessions that this or an earlier
-// delivery made and nobody was shown. It cancels only open sessions made
-// from this request (its amount, currency and return_url; a charge's
-// session has no return_url), skipping those already cancelled (done). A
-// paid one is logged, never cancelled: a cancel would void its
-// authorization. Best effort: a failure is logged with the session id and
-// leaves the answer as it is.
-func (s *sessionRequest) sweep(ctx context.Context, w *Worker, d *delivery, keep string, done ...string) {
+// delivery made and nobody was shown (see unused), skipping those already
+// cancelled (done). It fails when the sessions cannot be listed or one of
+// them cannot be cancelled.
+func (s *sessionRequest) sweep(ctx context.Context, w *Worker, d *delivery, keep string, done ...string) error {
 	found, err := w.gw.SessionsByMerchantReference(ctx, s.req.Order.MerchantReference)
 	if err != nil {
-		d.log.Warn("could not look up the sessions Dintero holds for this reference; an unused one may stay open",
-			"session_id", keep, "err", err)
-		return
+		return fmt.Errorf("looking up the sessions Dintero holds for the reference: %w", err)
 	}
+	return s.cancelAll(ctx, w, d, s.unused(d, found, keep, done...))
+}
+
+// unused returns the sessions of found that nobody can have been shown
+// besides keep (the remembered one) and done (cancelled already): open
+// sessions made from this request (its amount, currency and return_url; a
+// charge's session has no return_url). A paid one is logged, never
+// returned: a cancel would void its authorization.
+func (s *sessionRequest) unused(d *delivery, found []dintero.Session, keep string, done ...string) []dintero.Session {
+	var out []dintero.Session
 	o := s.req.Order
 	for _, ss := range found {
 		switch {
@@ -188,21 +234,154 @@ func (s *sessionRequest) sweep(ctx context.Context, w *Worker, d *delivery, keep
 			d.log.Error("Dintero holds a paid session for this reference besides the one answered; check it in Dintero's backoffice",
 				"session_id", keep, "paid_session_id", ss.ID, "transaction_id", ss.TransactionID)
 		default:
-			_ = s.cancel(ctx, w, d, ss.ID)
+			out = append(out, ss)
 		}
 	}
+	return out
 }
 
-// cancel cancels a session nobody was shown, and reports whether it did.
-// Best effort: a failure is logged with the session id, never fails the
-// request.
-func (s *sessionRequest) cancel(ctx context.Context, w *Worker, d *delivery, id string) bool {
-	if _, err := w.gw.CancelSession(ctx, id); err != nil {
-		d.log.Warn("could not cancel a session nobody was shown; cancel it in Dintero's backoffice", "unused_session_id", id, "err", err)
-		return false
+// paid returns the sessions of found made from this request that hold a
+// transaction.
+func (s *sessionRequest) paid(found []dintero.Session) []string {
+	var out []string
+	o := s.req.Order
+	for _, ss := range found {
+		if !ss.Cancelled() && ss.TransactionID != "" && ss.Order.Amount == o.Amount && ss.Order.Currency == o.Currency &&
+			ss.URL.ReturnURL == s.req.URL.ReturnURL {
+			out = append(out, ss.ID)
+		}
 	}
-	d.log.Info("cancelled a session nobody was shown", "unused_session_id", id)
-	return true
+	return out
+}
+
+// cancelAll cancels sessions nobody was shown; it fails when one of them
+// could not be cancelled.
+func (s *sessionRequest) cancelAll(ctx context.Context, w *Worker, d *delivery, sessions []dintero.Session) error {
+	var errs []error
+	for _, ss := range sessions {
+		errs = append(errs, s.cancel(ctx, w, d, ss.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// cancel cancels a session nobody was shown. A failure is logged with the
+// session id and returned, except Dintero's refusal (a session paid or
+// closed meanwhile), which a repeat would not change.
+func (s *sessionRequest) cancel(ctx context.Context, w *Worker, d *delivery, id string) error {
+	_, err := w.gw.CancelSession(ctx, id)
+	if err == nil {
+		d.log.Info("cancelled a session nobody was shown", "unused_session_id", id)
+		return nil
+	}
+	if derr, ok := errors.AsType[*dintero.Error](err); ok && derr.Kind == dintero.KindInvalid {
+		d.log.Error("Dintero refused to cancel a session nobody was shown (paid or closed meanwhile); check it in Dintero's backoffice",
+			"unused_session_id", id, "err", err)
+		return nil
+	}
+	d.log.Warn("could not cancel a session nobody was shown", "unused_session_id", id, "err", err)
+	return fmt.Errorf("cancelling session %s: %w", id, err)
+}
+
+// resolveSession is the Dintero step of a parked session request (see
+// park.go): a lookup of the reference's sessions; a session is created only
+// where one that nobody can have been shown is known to exist. What Dintero
+// holds decides:
+//
+//   - a session remembered (the one a customer may have been shown) is the
+//     answer, once every other open session of the request is cancelled;
+//   - open sessions of the request, none remembered: Dintero lists no
+//     session's payment page, so none of them can be answered; one is
+//     created as by call (remembered, and the others cancelled by its
+//     sweep), and is the answer;
+//   - none: failed (not_created): Dintero holds no session of the request
+//     that anyone could pay; the request may be sent again;
+//   - the lookup, a cancel or the creation failing (or its answer lost)
+//     parks the request again.
+//
+// An operator's verdict (payctl resolve --as failed) applies unless a
+// session was remembered: the open sessions found are cancelled, best
+// effort, and the request fails with closed_by_operator.
+func (w *Worker) resolveSession(ctx context.Context, d *delivery, s *sessionRequest) decision {
+	if d.origin.copy {
+		w.m.parkedAge(w.now().Sub(d.published))
+	}
+	ref, seq := s.req.Order.MerchantReference, d.recordSeq()
+	prev, err := w.sessions.find(ctx, ref)
+	if err != nil {
+		return parkAgain("sessions", fmt.Errorf("looking up the sessions created: %w", err))
+	}
+	found, lerr := w.gw.SessionsByMerchantReference(ctx, ref)
+	if lerr != nil {
+		lerr = fmt.Errorf("session lookup: %w", lerr)
+	}
+	as := d.origin.resolveAs
+	if prev != nil {
+		if as != "" {
+			d.log.Warn("a session was answered for this reference: the operator's verdict is not applied",
+				"resolve_as", as, "session_id", prev.Result.SessionID, "by", d.origin.by)
+		}
+		if lerr != nil {
+			return parkAgain("lookup", lerr)
+		}
+		if err := s.cancelAll(ctx, w, d, s.unused(d, found, prev.Result.SessionID)); err != nil {
+			return parkAgain("sweep", err)
+		}
+		w.m.resolved(messages.OutcomeCreated, d.origin.step)
+		return w.resolvedFor(d, s.answer(prev, seq))
+	}
+	if as != "" {
+		// failed, or declined, which a session cannot be: either way the
+		// operator closes it.
+		if lerr == nil {
+			_ = s.cancelAll(ctx, w, d, s.unused(d, found, ""))
+		}
+		d.log.Warn("closed by an operator", "resolve_as", as, "by", d.origin.by, "why", d.origin.why)
+		rerr := &messages.ResultError{Code: messages.CodeClosedByOperator,
+			Message: capMessage("closed as failed by " + d.origin.by + ": " + d.origin.why)}
+		w.m.resolved(messages.OutcomeFailed, d.origin.step)
+		return w.resolvedFor(d, finish(s.fail(messages.OutcomeFailed, rerr, d.attempts(), w.now())))
+	}
+	if lerr != nil {
+		return parkAgain("lookup", lerr)
+	}
+	if paid := s.paid(found); len(paid) > 0 {
+		// Nobody is shown a session that is not remembered, so nobody can
+		// have paid one: an operator must look.
+		return parkAgain("review", fmt.Errorf("paid session(s) %s at Dintero for the reference, none remembered as answered: check them in Dintero's backoffice",
+			strings.Join(paid, ", ")))
+	}
+	open := s.unused(d, found, "")
+	if len(open) == 0 {
+		rerr := &messages.ResultError{Code: messages.CodeNotCreated,
+			Message: "Dintero holds no session for this merchant_reference that anyone could pay: none was created; the request may be sent again"}
+		w.m.resolved(messages.OutcomeFailed, d.origin.step)
+		return w.resolvedFor(d, finish(s.fail(messages.OutcomeFailed, rerr, d.attempts(), w.now())))
+	}
+	d.log.Info("Dintero holds sessions of this request that nobody was shown; creating the one to answer with, and cancelling those",
+		"unused_sessions", len(open))
+	dec := s.create(ctx, w, d, seq)
+	switch {
+	case dec.result == nil:
+		dec.park = !dec.wait
+		return dec
+	case dec.result.outcome != messages.OutcomeCreated:
+		// Refused: the sessions found were nobody's; none may stay open
+		// behind a final answer.
+		if err := s.cancelAll(ctx, w, d, open); err != nil {
+			return parkAgain("sweep", err)
+		}
+	}
+	w.m.resolved(dec.result.outcome, d.origin.step)
+	return w.resolvedFor(d, dec)
+}
+
+// event is a non-final event of a session request: unknown, needs_review.
+func (s *sessionRequest) event(outcome messages.Outcome, rerr *messages.ResultError, next time.Time, _ int, now time.Time) *result {
+	res := s.base(now)
+	res.Outcome, res.Error = outcome, rerr
+	n := next.UTC()
+	res.NextCheckAt = &n
+	return sessionResult(res)
 }
 
 func (s *sessionRequest) fail(outcome messages.Outcome, rerr *messages.ResultError, _ int, now time.Time) *result {

@@ -122,7 +122,13 @@ func (w *Worker) record(ctx context.Context, d *delivery, dec decision) bool {
 	if dec.forget {
 		err = w.store.Forget(ctx, d.key, d.claim.Token)
 	} else {
-		err = w.store.Complete(ctx, d.key, d.claim.Token, d.seq, r.body, r.reopenable)
+		body, seq := r.body, d.seq
+		if r.keep != nil {
+			// This delivery resolved another request's parked record: the
+			// record keeps that request's own result (resolvedFor).
+			body, seq = r.keep, d.recordSeq()
+		}
+		err = w.store.Complete(ctx, d.key, d.claim.Token, seq, body, r.reopenable)
 	}
 	if err != nil {
 		// Dintero's answer stands; a later delivery finds it through the

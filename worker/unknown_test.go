@@ -51,6 +51,31 @@ func (g *outageGateway) GetTransaction(ctx context.Context, id string, includes 
 	return g.Gateway.GetTransaction(ctx, id, includes...)
 }
 
+// CreateSessionProfile: during the outage the sandbox makes the session
+// and its answer is lost.
+func (g *outageGateway) CreateSessionProfile(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.SessionCreated, error) {
+	sc, err := g.Gateway.CreateSessionProfile(ctx, body, opts...)
+	if g.down.Load() {
+		return nil, &dintero.Error{Op: dintero.OpCreateSession, Kind: dintero.KindUnknownOutcome, Err: errLost}
+	}
+	return sc, err
+}
+
+func (g *outageGateway) SessionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Session, error) {
+	g.lookups.Add(1)
+	if g.down.Load() {
+		return nil, &dintero.Error{Op: dintero.OpListSessions, Kind: dintero.KindTransient, StatusCode: 503}
+	}
+	return g.Gateway.SessionsByMerchantReference(ctx, ref)
+}
+
+func (g *outageGateway) CancelSession(ctx context.Context, id string) (*dintero.Session, error) {
+	if g.down.Load() {
+		return nil, &dintero.Error{Op: dintero.OpCancelSession, Kind: dintero.KindTransient, StatusCode: 503}
+	}
+	return g.Gateway.CancelSession(ctx, id)
+}
+
 // newOutageEnv is a pipeline with few deliveries and a short resolution
 // schedule, and Dintero down.
 func newOutageEnv(t *testing.T) (*env, *outageGateway) {

@@ -79,6 +79,7 @@ func (r *report) violations() []string {
 		{"session requests with more than one result", r.Sessions.Extra},
 		{"references with more than one live Dintero session", r.Sessions.MultiSession},
 		{"session requests answered with a cancelled session", r.Sessions.AnsweredCancelled},
+		{"session requests answered failed while Dintero held a session", r.Sessions.FailedButHeld},
 		{"tokens asked again after DO_NOT_RETRY", r.Tokens.AskedAfterBlock},
 		{"tokens declined more often than their budget", r.Tokens.BudgetExceeded},
 	} {

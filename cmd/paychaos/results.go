@@ -80,8 +80,10 @@ func (t *tracker) add(r resultMsg) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// A session request's created result is its answer here: the
-	// customer never opens the page.
-	if r.DecodeErr == nil && !r.Result.Outcome.Final() && !isSessionResult(r.Subject) {
+	// customer never opens the page. Its unknown and needs_review events
+	// (a parked request) are not.
+	sessionAnswer := isSessionResult(r.Subject) && r.Result.Outcome == messages.OutcomeCreated
+	if r.DecodeErr == nil && !r.Result.Outcome.Final() && !sessionAnswer {
 		t.interim++
 		return
 	}

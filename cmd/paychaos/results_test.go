@@ -45,4 +45,14 @@ func TestTrackerWaitsForTheFinalResult(t *testing.T) {
 	if !tr.has(2) {
 		t.Error("a session's created result did not answer its request")
 	}
+	// A parked session request's unknown and needs_review events do not.
+	tr.add(resultMsg{ReqSeq: 3, Subject: "payments.session.result.unknown", Result: messages.ChargeResult{Outcome: messages.OutcomeUnknown}})
+	tr.add(resultMsg{ReqSeq: 3, Subject: "payments.session.result.needs_review", Result: messages.ChargeResult{Outcome: messages.OutcomeNeedsReview}})
+	if tr.has(3) || tr.interim != 3 {
+		t.Errorf("has(3) = %v, interim = %d; want false, 3: a session's non-final event answered it", tr.has(3), tr.interim)
+	}
+	tr.add(resultMsg{ReqSeq: 3, Subject: "payments.session.result.failed", Result: messages.ChargeResult{Outcome: messages.OutcomeFailed}})
+	if !tr.has(3) {
+		t.Error("a parked session's failed result did not answer its request")
+	}
 }

@@ -4,10 +4,13 @@ package main
 // 1): each reference is asked for twice, the second time some seconds
 // later as a publisher's retry (another Nats-Msg-Id), so that a session
 // whose record Redis lost in between (FLUSHALL, the failover) is asked for
-// again. The audit checks that every session request got one result, that
-// Dintero holds at most one live (not cancelled) session per reference and
-// that no request was answered with a cancelled one; the extra sessions
-// the workers cancelled are reported.
+// again. The audit checks that every session request got one answer
+// (created, failed or rejected; the non-final unknown and needs_review
+// events of a parked request are counted apart), that Dintero holds at most
+// one live (not cancelled) session per reference, that no request was
+// answered with a cancelled one, and that no request was answered failed
+// while Dintero held a live session for its reference (failed means Dintero
+// holds none); the extra sessions the workers cancelled are reported.
 
 import (
 	"context"
@@ -143,8 +146,17 @@ func (sl *sessionLoad) seqs() []uint64 {
 type sessionResult struct {
 	ReqSeq    uint64
 	MsgID     string
+	At        time.Time // when the results stream stored it
 	Result    messages.SessionResult
 	DecodeErr error
+}
+
+// answers reports whether a session result answers its request: created
+// (the customer is never shown the page here), failed or rejected; not the
+// non-final unknown and needs_review events of a parked request.
+func (r sessionResult) answers() bool {
+	o := r.Result.Outcome
+	return o == messages.OutcomeCreated || o.Final()
 }
 
 // isSessionResult reports whether a results-stream subject is a session's.
@@ -154,6 +166,9 @@ func isSessionResult(subject string) bool {
 
 func decodeSessionResult(m jetstream.Msg) sessionResult {
 	r := sessionResult{MsgID: m.Headers().Get(messages.HeaderMsgID)}
+	if md, err := m.Metadata(); err == nil {
+		r.At = md.Timestamp
+	}
 	if _, _, seq, ok := parseResultMsgID(r.MsgID); ok {
 		r.ReqSeq = seq
 	}
@@ -175,6 +190,11 @@ type dinteroSession struct {
 
 func (s dinteroSession) cancelled() bool { return s.State == dinterotest.SessionCancelled }
 
+// liveAt reports whether Dintero held s, not cancelled, at t.
+func (s dinteroSession) liveAt(t time.Time) bool {
+	return s.CreatedAt.Before(t) && (!s.cancelled() || s.CancelledAt.After(t))
+}
+
 // sessionInput is what the session audit reads.
 type sessionInput struct {
 	Published []sessionPub
@@ -190,23 +210,28 @@ func collectSessions(ctx context.Context, st *stack.Stack, si *sessionInput) err
 // sessionReport is the session part of the audit.
 type sessionReport struct {
 	Published         int
-	NoResult          int // session requests without a result; must be 0
-	Extra             int // results beyond one per session request; must be 0
+	NoResult          int // session requests without an answer; must be 0
+	Extra             int // answers beyond one per session request; must be 0
 	MultiSession      int // references with more than one live Dintero session; must be 0
 	AnsweredCancelled int // session requests answered with a session Dintero holds cancelled; must be 0
-	Outcomes          map[messages.Outcome]int
-	Duplicates        int // results marked duplicate
+	// FailedButHeld: session requests answered failed while Dintero held
+	// a live session for the reference; must be 0.
+	FailedButHeld int
+	Outcomes      map[messages.Outcome]int // answers by outcome
+	Interim       map[messages.Outcome]int // non-final events (unknown, needs_review) by outcome
+	Duplicates    int                      // answers marked duplicate
 	// Cancelled are the extra sessions the workers cancelled, by reference
 	// (reported, not a violation: a second session was made, and nobody
 	// can pay it).
 	Cancelled []dinteroSession
 }
 
-// auditSessions checks the session requests: one result each, one live
-// Dintero session per reference, never a cancelled one answered, and a
-// retry answered with the first session.
+// auditSessions checks the session requests: one answer each, one live
+// Dintero session per reference, never a cancelled one answered, never
+// failed while Dintero held a live session for the reference, and a retry
+// answered with the first session.
 func auditSessions(in sessionInput, r *report) {
-	sr := sessionReport{Published: len(in.Published), Outcomes: map[messages.Outcome]int{}}
+	sr := sessionReport{Published: len(in.Published), Outcomes: map[messages.Outcome]int{}, Interim: map[messages.Outcome]int{}}
 	bySeq := map[uint64][]sessionResult{}
 	for _, res := range in.Results {
 		if res.DecodeErr != nil {
@@ -214,7 +239,17 @@ func auditSessions(in sessionInput, r *report) {
 			r.problem("session result %q does not decode: %v", res.MsgID, res.DecodeErr)
 			continue
 		}
+		if !res.answers() {
+			sr.Interim[res.Result.Outcome]++
+			continue
+		}
 		bySeq[res.ReqSeq] = append(bySeq[res.ReqSeq], res)
+	}
+	byRef := map[string][]dinteroSession{}
+	for _, s := range in.Dintero {
+		if s.Kind == "profile" {
+			byRef[s.Order.MerchantReference] = append(byRef[s.Order.MerchantReference], s)
+		}
 	}
 	sessionOf := map[string]string{} // reference -> the session id its results name
 	for _, p := range in.Published {
@@ -232,6 +267,22 @@ func auditSessions(in sessionInput, r *report) {
 		sr.Outcomes[res.Outcome]++
 		if res.Duplicate {
 			sr.Duplicates++
+		}
+		if res.Outcome == messages.OutcomeFailed {
+			// A session made after the failed answer, by a request the
+			// failure let create one, is no lie.
+			for _, s := range byRef[p.Ref] {
+				if at := got[0].At; (at.IsZero() && !s.cancelled()) || (!at.IsZero() && s.liveAt(at)) {
+					sr.FailedButHeld++
+					code := ""
+					if res.Error != nil {
+						code = " (" + res.Error.Code + ")"
+					}
+					r.problem("session request %s answered failed%s while Dintero held session %s for it (made at %s)",
+						p.MsgID, code, s.ID, s.CreatedAt.Format("15:04:05.000"))
+					break
+				}
+			}
 		}
 		if res.Outcome != messages.OutcomeCreated {
 			continue
@@ -280,6 +331,7 @@ func printSessions(row func(name string, v any, rule string), check func(name st
 	check("session requests with more than one result", s.Extra)
 	check("references with more than one live Dintero session", s.MultiSession)
 	check("session requests answered with a cancelled session", s.AnsweredCancelled)
+	check("session requests answered failed while Dintero held a session for the reference", s.FailedButHeld)
 	refs := map[string]bool{}
 	for _, c := range s.Cancelled {
 		refs[c.Order.MerchantReference] = true
@@ -288,6 +340,8 @@ func printSessions(row func(name string, v any, rule string), check func(name st
 	row("session results created / failed / rejected", fmt.Sprintf("%d / %d / %d",
 		s.Outcomes[messages.OutcomeCreated], s.Outcomes[messages.OutcomeFailed], s.Outcomes[messages.OutcomeRejected]),
 		fmt.Sprintf("%d session requests, %d answered as duplicates", s.Published, s.Duplicates))
+	row("session events unknown / needs_review", fmt.Sprintf("%d / %d", s.Interim[messages.OutcomeUnknown], s.Interim[messages.OutcomeNeedsReview]),
+		"non-final: parked session requests")
 }
 
 // printCancelledSessions lists the extra sessions the workers cancelled.

@@ -125,3 +125,86 @@ func TestAuditSessions(t *testing.T) {
 		}
 	}
 }
+
+// Parked session requests: their unknown and needs_review events are not
+// answers, and failed is a lie only while Dintero held a live session for
+// the reference.
+func TestAuditParkedSessions(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC)
+	pub := func(ref string, seq uint64) sessionPub {
+		return sessionPub{sessionMsg: sessionMsg{Ref: ref, MsgID: ref}, Seq: seq}
+	}
+	res := func(ref string, seq uint64, o messages.Outcome, at time.Time) sessionResult {
+		r := sessionResult{ReqSeq: seq, At: at, Result: messages.SessionResult{MerchantReference: ref, Outcome: o}}
+		if o == messages.OutcomeFailed {
+			r.Result.Error = &messages.ResultError{Code: messages.CodeNotCreated}
+		}
+		if o == messages.OutcomeCreated {
+			r.Result.SessionID = ref + "-live"
+		}
+		return r
+	}
+	ds := func(ref, id string, made, cancelled time.Time) dinteroSession {
+		s := dinteroSession{ID: id, Kind: "profile", State: dinterotest.SessionOpen, CreatedAt: made}
+		s.Order.MerchantReference = ref
+		if !cancelled.IsZero() {
+			s.State, s.CancelledAt = dinterotest.SessionCancelled, cancelled
+		}
+		return s
+	}
+	var never time.Time
+	in := sessionInput{
+		Published: []sessionPub{pub("P1", 1), pub("P2", 2), pub("P3", 3), pub("P4", 4), pub("P5", 5)},
+		Results: []sessionResult{
+			// P1: parked, then created: one answer.
+			res("P1", 1, messages.OutcomeUnknown, t0), res("P1", 1, messages.OutcomeCreated, t0.Add(time.Minute)),
+			// P2: parked, needs review, then failed; its only session was
+			// cancelled before: no lie.
+			res("P2", 2, messages.OutcomeUnknown, t0), res("P2", 2, messages.OutcomeNeedsReview, t0.Add(time.Minute)),
+			res("P2", 2, messages.OutcomeFailed, t0.Add(2*time.Minute)),
+			// P3: failed while its session was live: the lie.
+			res("P3", 3, messages.OutcomeFailed, t0.Add(time.Minute)),
+			// P4: failed; a session made afterwards is no lie.
+			res("P4", 4, messages.OutcomeFailed, t0),
+			// P5: only parked: no answer.
+			res("P5", 5, messages.OutcomeUnknown, t0),
+		},
+		Dintero: []dinteroSession{
+			ds("P1", "P1-live", t0, never), ds("P1", "P1-lost", t0, t0.Add(time.Minute)),
+			ds("P2", "P2-a", t0, t0.Add(90*time.Second)),
+			ds("P3", "P3-a", t0, never),
+			ds("P4", "P4-a", t0.Add(time.Second), never),
+		},
+	}
+	r := &report{}
+	auditSessions(in, r)
+	s := r.Sessions
+	if s.NoResult != 1 || s.Extra != 0 || s.FailedButHeld != 1 || s.MultiSession != 0 || s.AnsweredCancelled != 0 ||
+		s.Interim[messages.OutcomeUnknown] != 3 || s.Interim[messages.OutcomeNeedsReview] != 1 ||
+		s.Outcomes[messages.OutcomeCreated] != 1 || s.Outcomes[messages.OutcomeFailed] != 3 {
+		t.Errorf("report %+v", s)
+	}
+	all := strings.Join(r.Problems, "\n")
+	for _, want := range []string{"no result for session request P5", "session request P3 answered failed (not_created) while Dintero held session P3-a"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("problems lack %q:\n%s", want, all)
+		}
+	}
+	for _, not := range []string{"P1", "P2", "P4"} {
+		if strings.Contains(all, "request "+not+" ") {
+			t.Errorf("problems name %s:\n%s", not, all)
+		}
+	}
+	if v := strings.Join(r.violations(), "; "); !strings.Contains(v, "session requests answered failed while Dintero held a session") {
+		t.Errorf("violations %q lack the failed-but-held check", v)
+	}
+	var b strings.Builder
+	printSessions(func(name string, v any, rule string) { fmt.Fprintf(&b, "%s|%v|%s\n", name, v, rule) },
+		func(name string, n int) { fmt.Fprintf(&b, "%s|%d|check\n", name, n) }, r)
+	for _, want := range []string{"session requests answered failed while Dintero held a session for the reference|1|check",
+		"session events unknown / needs_review|3 / 1|"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -7,7 +7,7 @@
 //	payctl session --sample                publish a customer-initiated session request
 //	payctl watch [--outcome declined]      follow results
 //	payctl status <merchant_reference>     the idempotency record, its stored result and schedules
-//	payctl resolve <merchant_reference>    look a parked charge up now (--as declined|failed to close it)
+//	payctl resolve <merchant_reference>    look a parked request up now (--as declined|failed to close it)
 //	payctl dlq list                        dead-lettered requests, with reasons
 //	payctl dlq replay <seq>...             publish dead letters again, then remove them
 //	payctl token status|unblock <provider> <token> --why ...
@@ -51,7 +51,7 @@ func commands() []command {
 		{"session", "publish a customer-initiated session request (from --file, or a --sample)", session},
 		{"watch", "follow results as they are published", watch},
 		{"status", "show a merchant_reference's idempotency record and stored result", status},
-		{"resolve", "look a parked charge up now, or close it as declined or failed", resolve},
+		{"resolve", "look a parked request (charge or session) up now, or close it as declined or failed", resolve},
 		{"dlq", "list or replay dead-lettered requests", dlq},
 		{"token", "show a card token's block and declined attempts, or unblock it", token},
 		{"version", "print payctl's version, VCS revision and Go version", versionCmd},

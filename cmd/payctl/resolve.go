@@ -22,15 +22,20 @@ const resolveAbout = `
 A charge whose outcome is unknown (its pay call got no answer and the lookups
 by merchant_reference failed) is parked: payworker looks it up at Dintero on a
 schedule (PAYWORKER_RESOLVE_SCHEDULE) and never charges it again meanwhile.
-resolve makes the next lookup of each of the reference's parked requests
-happen now. It exits 3 when nothing is parked for the reference.
+So is a customer-initiated session request whose creation may have made a
+session Dintero could not tell about. resolve makes the next lookup of each
+of the reference's parked requests happen now. It exits 3 when nothing is
+parked for the reference.
 
 With --as declined or --as failed (and --why), an operator who checked
 Dintero's backoffice closes the request: the worker looks it up first and
 applies the verdict only when Dintero shows no transaction (it also applies
 it when the lookup cannot reach Dintero); a transaction Dintero shows always
-wins. With --wait, resolve follows the results and prints each request's
-final result, saying when Dintero's transaction overrode the verdict; it
+wins. A parked session request can only be closed as failed, applied unless
+a session was answered for the reference (the open sessions Dintero holds
+for it are cancelled). With --wait, resolve follows the results and prints
+each request's final result (a session request's is created or failed),
+saying when Dintero's transaction or session overrode the verdict; it
 exits 1 when a final result did not come within the wait (the lookup did
 not settle it and the request was parked again).
 
@@ -67,6 +72,8 @@ type resolvedRequest struct {
 	// is looked up next.
 	ParkedAgain *time.Time `json:"parked_again_until,omitempty"`
 
+	// final is the request's final result; a session's decodes into it
+	// as far as the fields are shared.
 	final *messages.ChargeResult
 }
 
@@ -125,13 +132,22 @@ func resolve(ctx context.Context, c cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("requests stream %s: %w (has payworker started once?)", conn.names.StreamRequests, err)
 	}
-	found, err := schedulesOf(opCtx, requests, conn.names, messages.KindCharge, ref)
-	if err != nil {
-		return err
+	var found []parked
+	for _, kind := range []string{messages.KindCharge, messages.KindSession} {
+		ps, err := schedulesOf(opCtx, requests, conn.names, kind, ref)
+		if err != nil {
+			return err
+		}
+		found = append(found, ps...)
 	}
 	if len(found) == 0 {
 		return notFoundf("nothing is parked for %q: it has no scheduled lookup in %s (payctl status %s shows its record)",
 			ref, conn.names.StreamRequests, ref)
+	}
+	for _, p := range found {
+		if p.Kind == messages.KindSession && v.as == messages.OutcomeDeclined {
+			return usagef("--as declined: request #%d of %q is a session request, which can only be closed as failed", p.RequestSequence, ref)
+		}
 	}
 
 	// Follow the results from before the first lookup is due, so that no
@@ -271,7 +287,8 @@ func wrongLastSequence(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// resultFollower delivers the charge results published after it started.
+// resultFollower delivers the charge and session results published after it
+// started.
 type resultFollower struct {
 	it   jetstream.MessagesContext
 	msgs chan jetstream.Msg
@@ -279,16 +296,16 @@ type resultFollower struct {
 	done chan struct{}
 }
 
-// followResults follows payments.charge.result.> (in names' namespace)
-// from the next message of the results stream on, with an ordered
-// consumer.
+// followResults follows the charge and session results (in names'
+// namespace) from the next message of the results stream on, with an
+// ordered consumer.
 func followResults(ctx context.Context, js jetstream.JetStream, names messages.Names) (*resultFollower, error) {
 	rs, err := js.Stream(ctx, names.StreamResults)
 	if err != nil {
 		return nil, fmt.Errorf("results stream %s: %w", names.StreamResults, err)
 	}
 	cons, err := js.OrderedConsumer(ctx, names.StreamResults, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{names.Subject("payments." + messages.KindCharge + ".result.>")},
+		FilterSubjects: []string{names.Subject("payments." + messages.KindCharge + ".result.>"), names.Subject("payments." + messages.KindSession + ".result.>")},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    rs.CachedInfo().State.LastSeq + 1,
 	})
@@ -375,7 +392,9 @@ func awaitFinal(ctx context.Context, c cli, stream jetstream.Stream, results *re
 			}
 			seq := resultSequence(m.Headers().Get(messages.HeaderMsgID))
 			r := bySeq[seq]
-			if !res.Outcome.Final() || r == nil || r.final != nil {
+			// A session request's created result is its answer.
+			answer := res.Outcome.Final() || m.Subject() == messages.ResultSubject(messages.KindSession, messages.OutcomeCreated)
+			if !answer || r == nil || r.final != nil {
 				fmt.Fprintf(c.stderr, "%s request #%d: %s event\n", out.MerchantReference, seq, res.Outcome)
 				continue
 			}
@@ -425,15 +444,22 @@ func checkParkedAgain(ctx context.Context, c cli, stream jetstream.Stream, r *re
 func printFinal(c cli, r *resolvedRequest, v verdict) {
 	res := r.final
 	line := fmt.Sprintf("request #%d: %s", r.RequestSequence, res.Outcome)
-	if res.TransactionID != "" {
+	switch {
+	case res.TransactionID != "":
 		line += " (transaction " + res.TransactionID + ")"
+	case res.SessionID != "":
+		line += " (session " + res.SessionID + ")"
 	}
 	if res.Error != nil {
 		line += fmt.Sprintf(" [%s] %s", res.Error.Code, res.Error.Message)
 	}
 	fmt.Fprintln(c.stdout, line)
 	if r.VerdictOverridden {
-		fmt.Fprintf(c.stdout, "request #%d: Dintero's transaction overrode the verdict %s: the final outcome is %s\n",
-			r.RequestSequence, v.as, res.Outcome)
+		what := "transaction"
+		if r.Kind == messages.KindSession {
+			what = "session"
+		}
+		fmt.Fprintf(c.stdout, "request #%d: Dintero's %s overrode the verdict %s: the final outcome is %s\n",
+			r.RequestSequence, what, v.as, res.Outcome)
 	}
 }

@@ -60,6 +60,30 @@ func (g *outageGateway) GetTransaction(ctx context.Context, id string, includes 
 	return g.Gateway.GetTransaction(ctx, id, includes...)
 }
 
+// CreateSessionProfile: during the outage the sandbox makes the session
+// and its answer is lost.
+func (g *outageGateway) CreateSessionProfile(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.SessionCreated, error) {
+	sc, err := g.Gateway.CreateSessionProfile(ctx, body, opts...)
+	if g.down.Load() {
+		return nil, &dintero.Error{Op: dintero.OpCreateSession, Kind: dintero.KindUnknownOutcome, Err: errLost}
+	}
+	return sc, err
+}
+
+func (g *outageGateway) SessionsByMerchantReference(ctx context.Context, ref string) ([]dintero.Session, error) {
+	if g.down.Load() {
+		return nil, &dintero.Error{Op: dintero.OpListSessions, Kind: dintero.KindTransient, StatusCode: 503}
+	}
+	return g.Gateway.SessionsByMerchantReference(ctx, ref)
+}
+
+func (g *outageGateway) CancelSession(ctx context.Context, id string) (*dintero.Session, error) {
+	if g.down.Load() {
+		return nil, &dintero.Error{Op: dintero.OpCancelSession, Kind: dintero.KindTransient, StatusCode: 503}
+	}
+	return g.Gateway.CancelSession(ctx, id)
+}
+
 // parkEnv is a worker in process against real NATS and Redis and the
 // Dintero sandbox behind an outageGateway, whose parked charges are looked
 // up only an hour later: any lookup within a test is one payctl asked for.
@@ -210,6 +234,25 @@ func finals(rs []seenResult) []seenResult {
 		}
 	}
 	return out
+}
+
+// parkSession publishes a session request of ref and waits until it is
+// parked (its unknown event).
+func (e *parkEnv) parkSession(ref string) uint64 {
+	e.t.Helper()
+	body := fmt.Appendf(nil, `{"url": {"return_url": "https://example.com/thanks"},
+  "order": {"amount": 100, "currency": "NOK", "merchant_reference": %q},
+  "customer": {"tokens": {%q: {"payment_token": %q}}}, "profile_id": "default"}`,
+		ref, messages.ProductBamboraCreditcard, dinterotest.TokenAuthorized+"4242")
+	m := nats.NewMsg(messages.SubjectSessionRequest)
+	m.Data = body
+	m.Header.Set(messages.HeaderMsgID, fmt.Sprintf("%s-%d", ref, time.Now().UnixNano()))
+	ack, err := e.js.PublishMsg(context.Background(), m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitFor(ref, "unknown event", 20*time.Second, func(rs []seenResult) bool { return count(rs, messages.OutcomeUnknown, ack.Sequence) == 1 })
+	return ack.Sequence
 }
 
 // park publishes a charge of ref and waits until it is parked (its
@@ -442,6 +485,49 @@ func TestResolve(t *testing.T) {
 			t.Fatalf("ledger %d, want 1", n)
 		}
 	})
+	// A session request whose creation's answer was lost in an outage is
+	// parked like a charge: status --session shows its schedule, resolve
+	// refuses to close it as declined, and once Dintero answers, resolve
+	// makes the lookup happen now: created, with the one session live.
+	t.Run("a parked session request", func(t *testing.T) {
+		const ref = "resolve-session"
+		e.gw.down.Store(true)
+		seq := e.parkSession(ref)
+		out, _, err := runSplit(ctx, append([]string{"status", "--session", "--redis", e.redisURL, ref, "--json"}, nats...)...)
+		var st record
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil || !st.Parked || len(st.Schedules) != 1 ||
+			st.Schedules[0].RequestSequence != seq || st.Schedules[0].Kind != messages.KindSession {
+			t.Fatalf("status --session of a parked session request: %v\n%s", err, out)
+		}
+		if _, _, err := resolveCmd(ref, "--as", "declined", "--why", "x"); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "session request") {
+			t.Fatalf("resolve --as declined of a session: exit %d (%v), want 2", exitCode(err), err)
+		}
+
+		e.gw.down.Store(false)
+		stdout, stderr, err := resolveCmd(ref, "--wait", "20s")
+		if err != nil {
+			t.Fatalf("resolve: %v\nstdout %s\nstderr %s", err, stdout, stderr)
+		}
+		t.Logf("payctl resolve %s --wait 20s:\n%s", ref, stdout)
+		rs := e.waitFor(ref, "created result", time.Second, func(rs []seenResult) bool { return count(rs, messages.OutcomeCreated, seq) == 1 })
+		created := rs[len(rs)-1].result
+		if created.SessionID == "" || !strings.Contains(stdout, fmt.Sprintf("request #%d: created (session %s)", seq, created.SessionID)) {
+			t.Fatalf("stdout lacks the created result %+v:\n%s", created, stdout)
+		}
+		live := 0
+		for _, s := range e.sandbox.Sessions() {
+			if s.MerchantReference == ref && s.State != dinterotest.SessionCancelled {
+				live++
+				if s.ID != created.SessionID {
+					t.Errorf("session %s is live besides the one answered, %s", s.ID, created.SessionID)
+				}
+			}
+		}
+		if live != 1 {
+			t.Errorf("%d live sessions for %s, want 1", live, ref)
+		}
+	})
+
 	// Dintero lists a transaction for the reference but fetching it fails
 	// for a moment: the verdict must not be applied, the request stays
 	// parked.

@@ -21,6 +21,8 @@ import (
 // schedule, due at the next lookup (see worker/schedule.go).
 type parked struct {
 	Subject string `json:"subject"`
+	// Kind is the request's kind: charge or session.
+	Kind string `json:"kind"`
 	// ScheduleSequence is the schedule's own sequence in the requests
 	// stream.
 	ScheduleSequence uint64 `json:"schedule_sequence"`
@@ -48,11 +50,20 @@ type parked struct {
 // reference whose hash collides).
 func readParked(m *jetstream.RawStreamMsg, ref string) (p parked, ok bool) {
 	h := m.Header
-	if h.Get(worker.HeaderResolveStep) == "" || h.Get(jetstream.ScheduleHeader) == "" ||
-		messages.MerchantReference(m.Data) != ref {
+	if h.Get(worker.HeaderResolveStep) == "" || h.Get(jetstream.ScheduleHeader) == "" {
 		return parked{}, false
 	}
-	p = parked{Subject: m.Subject, ScheduleSequence: m.Sequence, msg: m,
+	// A charge body holds the reference under session.order, a session
+	// body under order.
+	kind := messages.KindCharge
+	switch ref {
+	case messages.MerchantReference(m.Data):
+	case messages.SessionMerchantReference(m.Data):
+		kind = messages.KindSession
+	default:
+		return parked{}, false
+	}
+	p = parked{Subject: m.Subject, Kind: kind, ScheduleSequence: m.Sequence, msg: m,
 		ResolveAs: h.Get(worker.HeaderResolveAs), ResolvedBy: h.Get(worker.HeaderResolvedBy), ResolveWhy: h.Get(worker.HeaderResolveWhy)}
 	p.Step, _ = strconv.Atoi(h.Get(worker.HeaderResolveStep))
 	p.RequestSequence, _ = strconv.ParseUint(h.Get(worker.HeaderOriginSeq), 10, 64)

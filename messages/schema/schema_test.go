@@ -525,7 +525,8 @@ func TestResults(t *testing.T) {
 		}
 	}
 	var session []bodyCase
-	for _, o := range []messages.Outcome{messages.OutcomeCreated, messages.OutcomeCompleted, messages.OutcomeFailed, messages.OutcomeRejected} {
+	for _, o := range []messages.Outcome{messages.OutcomeCreated, messages.OutcomeCompleted, messages.OutcomeFailed, messages.OutcomeRejected,
+		messages.OutcomeUnknown, messages.OutcomeNeedsReview} {
 		for _, en := range errNames {
 			full := messages.SessionResult{
 				MerchantReference:  "order-1",
@@ -540,6 +541,7 @@ func TestResults(t *testing.T) {
 				Error:              errorsByName[en],
 				Duplicate:          true,
 				CompletedAt:        at,
+				NextCheckAt:        &at,
 			}
 			sparse := messages.SessionResult{Outcome: o, Error: errorsByName[en]}
 			session = append(session,
@@ -572,6 +574,8 @@ func TestResults(t *testing.T) {
 		{"unknown outcome", []string{chargeResult, sessionResult}, func(m map[string]any) { m["outcome"] = "bogus" }},
 		{"charge outcome in a session result", []string{sessionResult}, func(m map[string]any) { m["outcome"] = "succeeded" }},
 		{"session outcome in a charge result", []string{chargeResult}, func(m map[string]any) { m["outcome"] = "created" }},
+		{"dunning event in a session result", []string{sessionResult}, func(m map[string]any) { m["outcome"] = "retry_scheduled" }},
+		{"next_check_at not a date-time", []string{chargeResult, sessionResult}, func(m map[string]any) { m["next_check_at"] = "later" }},
 		{"no outcome", []string{chargeResult, sessionResult}, func(m map[string]any) { delete(m, "outcome") }},
 		{"no merchant_reference", []string{chargeResult, sessionResult}, func(m map[string]any) { delete(m, "merchant_reference") }},
 		{"no completed_at", []string{chargeResult, sessionResult}, func(m map[string]any) { delete(m, "completed_at") }},
@@ -637,7 +641,8 @@ func TestEnums(t *testing.T) {
 			outcomes(messages.OutcomeSucceeded, messages.OutcomeDeclined, messages.OutcomeFailed, messages.OutcomeRejected,
 				messages.OutcomeUnknown, messages.OutcomeNeedsReview, messages.OutcomeRetryScheduled)},
 		{sessionResult, []string{"properties", "outcome"},
-			outcomes(messages.OutcomeCreated, messages.OutcomeCompleted, messages.OutcomeFailed, messages.OutcomeRejected)},
+			outcomes(messages.OutcomeCreated, messages.OutcomeCompleted, messages.OutcomeFailed, messages.OutcomeRejected,
+				messages.OutcomeUnknown, messages.OutcomeNeedsReview)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file+"/"+strings.Join(tt.path, "/"), func(t *testing.T) {

@@ -129,7 +129,7 @@ func settings(c *Config) []setting {
 		{env: "PAYWORKER_MAX_DELIVER", flag: "max-deliver", def: "20", usage: "deliveries before a request is dead-lettered as failed", set: num(&c.MaxDeliver)},
 		{env: "PAYWORKER_SHUTDOWN_GRACE", flag: "shutdown-grace", def: "30s", usage: "time in-flight charges get to finish on SIGTERM (at least DINTERO_TIMEOUT + 5s)", set: dur(&c.ShutdownGrace)},
 		{env: "PAYWORKER_SKIP_SETUP", flag: "skip-setup", def: "false", usage: "do not create the missing streams and consumer (their settings are still checked)", set: boolean(&c.SkipSetup)},
-		{env: "PAYWORKER_RESOLVE_SCHEDULE", flag: "resolve-schedule", def: "1m,5m,15m,1h,6h,24h*7", usage: "waits before each lookup of a charge whose outcome is unknown; a*n repeats a n times", set: func(v string) error {
+		{env: "PAYWORKER_RESOLVE_SCHEDULE", flag: "resolve-schedule", def: "1m,5m,15m,1h,6h,24h*7", usage: "waits before each lookup of a charge (or session request) whose outcome is unknown; a*n repeats a n times", set: func(v string) error {
 			d, err := worker.ParseSchedule(v)
 			c.ResolveSchedule = d
 			return err
