@@ -177,7 +177,7 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if err := messages.ValidateNamespace(c.Namespace); err != nil {
-		errs = append(errs, fmt.Errorf("Namespace: %w", err))
+		errs = append(errs, fmt.Errorf("Config.Namespace: %w", err))
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("MaxInFlight must be at least 1, got %d", c.MaxInFlight))
