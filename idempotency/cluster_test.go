@@ -30,7 +30,7 @@ func TestStoreOnRedisCluster(t *testing.T) {
 
 	for _, tc := range []struct {
 		name    string
-		batcher redis.Scripter
+		batcher redis.Cmdable
 	}{{"cluster", nil}, {"cluster+autopipeline", ap}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

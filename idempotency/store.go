@@ -33,14 +33,15 @@ type Options struct {
 	// out, the next Claim takes the record over as StateRecovered.
 	// Default DefaultLease (30s); at least 1ms.
 	Lease time.Duration
-	// Batcher, when set, runs the scripts of Claim and Complete (the two
-	// calls of every request) instead of the client given to New. Pass a
+	// Batcher, when set, runs the calls every charge makes (the scripts of
+	// Claim, Complete and TokenAcquire, and TokenSucceeded) instead of the
+	// client given to New. Pass a
 	// go-redis auto-pipeliner (redis.Client.AutoPipeline) so that the calls
 	// of many concurrent requests share one write, one read and one Redis
 	// event-loop pass. The scripts and their arguments are the same, so are
 	// the answers: every script answers a resent call like the first one.
 	// Default: the client.
-	Batcher redis.Scripter
+	Batcher redis.Cmdable
 }
 
 // Store is a Redis idempotency store keyed on a request's merchant
@@ -48,7 +49,7 @@ type Options struct {
 // concurrent use.
 type Store struct {
 	rdb         redis.UniversalClient
-	hot         redis.Scripter // runs Claim and Complete: Options.Batcher or rdb
+	hot         redis.Cmdable // runs every charge's calls: Options.Batcher or rdb
 	prefix      string
 	leaseMS     int64
 	retentionMS int64

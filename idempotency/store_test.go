@@ -21,7 +21,7 @@ type backend struct {
 	name   string
 	client redis.UniversalClient
 	// batcher, when set, is the stores' Options.Batcher.
-	batcher redis.Scripter
+	batcher redis.Cmdable
 	// advance lets d of server time pass: the real server sleeps, miniredis
 	// moves its clock.
 	advance func(d time.Duration)

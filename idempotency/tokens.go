@@ -112,7 +112,7 @@ func (s *Store) TokenSucceeded(ctx context.Context, hash string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, keys[1]).Err(); err != nil {
+	if err := s.hot.Del(ctx, keys[1]).Err(); err != nil {
 		return fmt.Errorf("idempotency: token succeeded: %w", err)
 	}
 	return nil

@@ -32,6 +32,10 @@ type chargeRequest struct {
 	req     *messages.ChargeRequest
 	body    []byte
 	attempt int // the dunning attempt (dunning.go); 1 without dunning
+	// reserved is the token's attempt taken before the call slot
+	// (beforeSlot), for pay; succeeded is the token whose count pay's
+	// success clears after the slot (afterSlot).
+	reserved, succeeded *ticket
 }
 
 func decodeCharge(body []byte) (request, error) {
@@ -66,19 +70,57 @@ func (c *chargeRequest) call(ctx context.Context, w *Worker, d *delivery) decisi
 	return c.pay(ctx, w, d, d.attempt == 1)
 }
 
+// beforeSlot reserves the token's attempt of a charge that pays at once
+// (neither resolving nor recovering), before the call slot: the slots bound
+// the calls to Dintero, and the governor's round trip to Redis need not
+// hold one.
+func (c *chargeRequest) beforeSlot(ctx context.Context, w *Worker, d *delivery) *decision {
+	if d.resolving || d.claim.State == idempotency.StateRecovered {
+		return nil
+	}
+	t, blocked := w.acquireToken(ctx, d, c)
+	if blocked != nil {
+		return blocked
+	}
+	c.reserved = t
+	return nil
+}
+
+// afterSlot clears the count of a token that was charged, and gives back
+// an attempt reserved but never sent (the slot was not had: shutdown).
+func (c *chargeRequest) afterSlot(ctx context.Context, w *Worker, d *delivery) {
+	ctx = context.WithoutCancel(ctx)
+	if t := c.succeeded; t != nil {
+		c.succeeded = nil
+		w.settleToken(ctx, d, t, nil, nil)
+	}
+	if t := c.reserved; t != nil {
+		c.reserved = nil
+		w.settleToken(ctx, d, t, nil, errNotSent)
+	}
+}
+
 // pay sends the charge, strict or letting Dintero refuse only a second
 // success, and decides on Dintero's answer.
 func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict bool) decision {
-	t, blocked := w.acquireToken(ctx, d, c)
-	if blocked != nil {
-		return *blocked
+	t := c.reserved
+	c.reserved = nil
+	if t == nil {
+		var blocked *decision
+		if t, blocked = w.acquireToken(ctx, d, c); blocked != nil {
+			return *blocked
+		}
 	}
 	opts := []dintero.CallOption{dintero.WithFence(w.fence(d))}
 	if strict {
 		opts = append(opts, dintero.WithStrictReference())
 	}
 	tx, err := w.gw.PaySession(ctx, c.body, opts...)
-	w.settleToken(ctx, d, t, tx, err)
+	if err == nil {
+		c.succeeded = t
+	} else {
+		w.settleToken(ctx, d, t, tx, err)
+	}
 	if err == nil {
 		if c.attempt > 1 {
 			w.m.dunningRecovered(c.attempt, tx.Amount, tx.Currency)

@@ -56,6 +56,16 @@ type request interface {
 	fail(outcome messages.Outcome, rerr *messages.ResultError, attempts int, now time.Time) *result
 }
 
+// aroundSlot is what a request does just outside its call slot, where a
+// round trip to Redis does not hold one of the slots that bound the calls
+// to Dintero (chargeRequest: the token governor's).
+type aroundSlot interface {
+	// beforeSlot runs before the slot is taken; a decision ends the call.
+	beforeSlot(ctx context.Context, w *Worker, d *delivery) *decision
+	// afterSlot runs once the slot is given back, or was not had.
+	afterSlot(ctx context.Context, w *Worker, d *delivery)
+}
+
 // handle takes one delivery through the flow up to its decision.
 func (w *Worker) handle(ctx context.Context, d *delivery) decision {
 	body := d.msg.Data()
@@ -108,6 +118,12 @@ func (w *Worker) handle(ctx context.Context, d *delivery) decision {
 func (w *Worker) callDintero(ctx context.Context, d *delivery) decision {
 	stop := w.heartbeat(ctx, d)
 	defer stop()
+	if around, ok := d.req.(aroundSlot); ok {
+		if dec := around.beforeSlot(ctx, w, d); dec != nil {
+			return *dec
+		}
+		defer around.afterSlot(ctx, w, d)
+	}
 	if !w.acquireCall(ctx) {
 		return decision{reason: "shutdown", err: context.Cause(ctx), maybeSent: d.claim.State == idempotency.StateRecovered}
 	}

@@ -119,6 +119,10 @@ func (w *Worker) acquireToken(ctx context.Context, d *delivery, c *chargeRequest
 	return t, nil
 }
 
+// errNotSent is what settleToken is told of an attempt reserved and never
+// sent: it is given back.
+var errNotSent = errors.New("the attempt was not sent")
+
 // settleToken tells the governor what came of an attempt: a success clears
 // the token's count, a decline stays counted and blocks the token when no
 // retry can fix it, an attempt that did not reach the card (or whose

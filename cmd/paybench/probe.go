@@ -101,13 +101,14 @@ type redisCounts struct {
 	RoundTrips int64 // commands clients sent: see scriptInner
 }
 
-// scriptInner are the commands the idempotency scripts run inside Redis,
+// scriptInner are the commands the idempotency and token scripts run inside Redis,
 // which Redis 7 counts in total_commands_processed and commandstats like
 // any other. No client of the benchmark sends them itself (the naive worker
 // uses SET and DEL), so every other command counts as one round trip; INFO
 // is the benchmark's own.
 var scriptInner = map[string]bool{
 	"time": true, "hmget": true, "hincrby": true, "hset": true, "hdel": true, "pexpire": true, "hget": true,
+	"zremrangebyscore": true, "zcount": true, "zrangebyscore": true, "zadd": true,
 	"info": true,
 }
 
