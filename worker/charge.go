@@ -116,17 +116,20 @@ func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict 
 		opts = append(opts, dintero.WithStrictReference())
 	}
 	tx, err := w.gw.PaySession(ctx, c.body, opts...)
-	if err == nil {
-		c.succeeded = t
-	} else {
+	if err != nil {
 		w.settleToken(ctx, d, t, tx, err)
+		return c.payFailed(ctx, w, d, strict, err)
 	}
-	if err == nil {
-		if c.attempt > 1 {
-			w.m.dunningRecovered(c.attempt, tx.Amount, tx.Currency)
-		}
-		return finish(c.fromTransaction(tx, d.attempts(), w.now()))
+	c.succeeded = t
+	if c.attempt > 1 {
+		w.m.dunningRecovered(c.attempt, tx.Amount, tx.Currency)
 	}
+	return finish(c.fromTransaction(tx, d.attempts(), w.now()))
+}
+
+// payFailed decides on a pay call that did not succeed: declined, refused,
+// or with an outcome to find out.
+func (c *chargeRequest) payFailed(ctx context.Context, w *Worker, d *delivery, strict bool, err error) decision {
 	if errors.Is(err, errLostClaim) {
 		return decision{reason: "lost_claim", err: err, wait: true}
 	}

@@ -344,6 +344,12 @@ func (w *Worker) resolveSession(ctx context.Context, d *delivery, s *sessionRequ
 	if lerr != nil {
 		return parkAgain("lookup", lerr)
 	}
+	return w.resolveUnanswered(ctx, d, s, found, seq)
+}
+
+// resolveUnanswered resolves a parked session request that no session
+// was answered for, from the sessions Dintero holds for its reference.
+func (w *Worker) resolveUnanswered(ctx context.Context, d *delivery, s *sessionRequest, found []dintero.Session, seq uint64) decision {
 	if paid := s.paid(found); len(paid) > 0 {
 		// Nobody is shown a session that is not remembered, so nobody can
 		// have paid one: an operator must look.
