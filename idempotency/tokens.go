@@ -93,6 +93,23 @@ func (s *Store) TokenAcquire(ctx context.Context, hash, attempt string, limits [
 		Until: time.UnixMilli(at)}, nil
 }
 
+// TokenBlocked reports whether the token is blocked, and why (the decline
+// code TokenBlock was given). One round trip.
+func (s *Store) TokenBlocked(ctx context.Context, hash string) (bool, string, error) {
+	keys, err := s.tokenKeys(hash)
+	if err != nil {
+		return false, "", err
+	}
+	reason, err := s.hot.HGet(ctx, keys[0], "blocked").Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, "", nil
+	case err != nil:
+		return false, "", fmt.Errorf("idempotency: token blocked: %w", err)
+	}
+	return reason != "", reason, nil
+}
+
 // TokenRelease takes a reservation back: the attempt did not count.
 func (s *Store) TokenRelease(ctx context.Context, hash, attempt string) error {
 	keys, err := s.tokenKeys(hash)

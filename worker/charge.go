@@ -111,13 +111,23 @@ func (c *chargeRequest) pay(ctx context.Context, w *Worker, d *delivery, strict 
 			return *blocked
 		}
 	}
-	opts := []dintero.CallOption{dintero.WithFence(w.fence(d))}
+	claimFence, tokenFence := w.fence(d), w.tokenFence(t)
+	opts := []dintero.CallOption{dintero.WithFence(func(ctx context.Context) error {
+		if err := claimFence(ctx); err != nil {
+			return err
+		}
+		return tokenFence(ctx)
+	})}
 	if strict {
 		opts = append(opts, dintero.WithStrictReference())
 	}
 	tx, err := w.gw.PaySession(ctx, c.body, opts...)
 	if err != nil {
 		w.settleToken(ctx, d, t, tx, err)
+		if errors.Is(err, errTokenBlocked) {
+			// Blocked by another request's decline while this one waited.
+			return w.tokenBlocked(d, c, t.hash, t.blockedBy)
+		}
 		return c.payFailed(ctx, w, d, strict, err)
 	}
 	c.succeeded = t

@@ -44,6 +44,7 @@ type Tokens interface {
 	TokenRelease(ctx context.Context, hash, attempt string) error
 	TokenSucceeded(ctx context.Context, hash string) error
 	TokenBlock(ctx context.Context, hash, reason string) error
+	TokenBlocked(ctx context.Context, hash string) (blocked bool, reason string, err error)
 }
 
 var _ Tokens = (*idempotency.Store)(nil)
@@ -80,6 +81,48 @@ func DerivedTokenKey(accountID string) []byte {
 // A ticket is an attempt reserved with the governor.
 type ticket struct {
 	hash, attempt string
+	checked       time.Time // when the token was last seen not blocked
+	blockedBy     string    // the block tokenFence found
+}
+
+// tokenRecheckAfter is how old a ticket's check may be when its attempt is
+// sent: an attempt that waited longer (for a call slot, a backoff, a
+// Retry-After) asks Redis again right before it goes, so that a block
+// another request learned meanwhile stops it (tokenFence).
+const tokenRecheckAfter = 100 * time.Millisecond
+
+// errTokenBlocked stops an attempt whose token was blocked after it was
+// reserved.
+var errTokenBlocked = errors.New("the card token was blocked while the attempt waited")
+
+// tokenFence is asked by the Dintero client right before it sends the
+// charge (with the claim's fence): the token must still not be blocked.
+func (w *Worker) tokenFence(t *ticket) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if t == nil || time.Since(t.checked) < tokenRecheckAfter {
+			return nil
+		}
+		blocked, reason, err := w.cfg.Tokens.TokenBlocked(ctx, t.hash)
+		switch {
+		case err != nil:
+			return fmt.Errorf("token governor: %w", err)
+		case blocked:
+			t.blockedBy = reason
+			return errTokenBlocked
+		}
+		t.checked = time.Now()
+		return nil
+	}
+}
+
+// tokenBlocked is the answer to a charge whose token is blocked: declined,
+// token_blocked, and Dintero is not asked.
+func (w *Worker) tokenBlocked(d *delivery, c *chargeRequest, hash, reason string) decision {
+	w.m.tokenBlocked("quarantine")
+	d.log.Info("card token blocked: not charged", "token_hash", hash[:16], "reason", reason)
+	rerr := &messages.ResultError{Code: messages.CodeTokenBlocked, RetryCodes: []string{dintero.RetryDoNotRetry},
+		Message: "this card token was declined with " + reason + " before: it is not charged again (payctl token unblock lifts the block)"}
+	return decision{result: c.fail(messages.OutcomeDeclined, rerr, d.attempts(), w.now())}
 }
 
 // acquireToken reserves an attempt of the charge's token. It returns the
@@ -93,7 +136,7 @@ func (w *Worker) acquireToken(ctx context.Context, d *delivery, c *chargeRequest
 	if token == "" {
 		return nil, nil
 	}
-	t := &ticket{hash: TokenHash(w.cfg.TokenKey, provider, token), attempt: newAttemptID()}
+	t := &ticket{hash: TokenHash(w.cfg.TokenKey, provider, token), attempt: newAttemptID(), checked: time.Now()}
 	v, err := w.cfg.Tokens.TokenAcquire(ctx, t.hash, t.attempt, w.cfg.TokenLimits)
 	if err != nil {
 		dec := retry("store", fmt.Errorf("token governor: %w", err))
@@ -101,11 +144,8 @@ func (w *Worker) acquireToken(ctx context.Context, d *delivery, c *chargeRequest
 	}
 	switch {
 	case v.Blocked:
-		w.m.tokenBlocked("quarantine")
-		d.log.Info("card token blocked: not charged", "token_hash", t.hash[:16], "reason", v.Reason)
-		rerr := &messages.ResultError{Code: messages.CodeTokenBlocked, RetryCodes: []string{dintero.RetryDoNotRetry},
-			Message: "this card token was declined with " + v.Reason + " before: it is not charged again (payctl token unblock lifts the block)"}
-		return nil, &decision{result: c.fail(messages.OutcomeDeclined, rerr, d.attempts(), w.now())}
+		dec := w.tokenBlocked(d, c, t.hash, v.Reason)
+		return nil, &dec
 	case v.LimitReached:
 		w.m.tokenBlocked("budget")
 		until := v.Until.UTC()

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -8,7 +9,9 @@ import (
 
 	"github.com/payworker/payworker/dintero"
 	"github.com/payworker/payworker/dintero/dinterotest"
+	"github.com/payworker/payworker/idempotency"
 	"github.com/payworker/payworker/messages"
+	"github.com/payworker/payworker/worker"
 )
 
 // withGovernor turns the token governor on for e's workers.
@@ -110,5 +113,47 @@ func TestBlockLearnedByLookup(t *testing.T) {
 	}
 	if got := e.sandbox.Counters().PayRequests; got != pays {
 		t.Fatalf("%d pay calls for the blocked token, want 0", got-pays)
+	}
+}
+
+// blockingGateway blocks the token in the store, as another request's
+// DO_NOT_RETRY would, and waits, before it passes a charge on: the charge's
+// attempt was reserved before the block.
+type blockingGateway struct {
+	worker.Gateway
+	store *idempotency.Store
+	hash  string
+}
+
+func (g *blockingGateway) PaySession(ctx context.Context, body []byte, opts ...dintero.CallOption) (*dintero.Transaction, error) {
+	if err := g.store.TokenBlock(ctx, g.hash, dintero.RetryDoNotRetry); err != nil {
+		return nil, err
+	}
+	time.Sleep(300 * time.Millisecond)
+	return g.Gateway.PaySession(ctx, body, opts...)
+}
+
+// Issue 15, found by make chaos: a charge whose attempt was reserved before
+// another request blocked its token, and that then waited (for a call slot,
+// a backoff, a Retry-After), is not sent: the token is looked at again right
+// before the pay call, and the request is answered token_blocked.
+func TestTokenBlockedWhileWaiting(t *testing.T) {
+	e := newEnv(t)
+	withGovernor(e)
+	token := dinterotest.TokenAuthorized + "waits"
+	store := e.store()
+	gw := &blockingGateway{Gateway: e.client(5 * time.Second), store: store,
+		hash: worker.TokenHash(e.cfg.TokenKey, messages.ProductPayExCreditcard, token)}
+	e.startWorker(store, gw)
+	e.publish(chargeBody("waited", messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, token, 100))
+	r := e.waitResults("waited", 1, 10*time.Second)[0]
+	if r.Outcome != messages.OutcomeDeclined || r.Error == nil || r.Error.Code != messages.CodeTokenBlocked {
+		t.Fatalf("got %+v; want declined/token_blocked", r)
+	}
+	if n := e.ledgerFor("waited"); n != 0 {
+		t.Fatalf("%d charges of a token blocked before the pay call was sent", n)
+	}
+	if pays := e.sandbox.Counters().PayRequests; pays != 0 {
+		t.Fatalf("%d pay calls sent with a blocked token", pays)
 	}
 }
