@@ -21,6 +21,10 @@ package idempotency
 //	maybe_sent     "1" if released by an owner that may have sent the charge
 //	parked         "1" while the outcome is unknown and being resolved
 //	updated_ms     server time in ms of the last change
+//	held           seq of a request between two of its dunning attempts
+//	               (Hold): until held_until_ms, another request's claim
+//	               waits (StateInProgress) instead of charging
+//	held_until_ms  server time in ms when a hold lapses
 //	done:<seq>     the re-openable (failed) result of request seq, kept when
 //	               a later request re-opens the record: a redelivery of
 //	               seq is answered with it, never charged again
@@ -33,7 +37,8 @@ local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[4])
-local f = redis.call('HMGET', key, 'fp', 'state', 'token', 'lease_until_ms', 'attempts', 'seq', 'reopen', 'maybe_sent', 'kind', 'parked')
+local f = redis.call('HMGET', key, 'fp', 'state', 'token', 'lease_until_ms', 'attempts', 'seq', 'reopen', 'maybe_sent', 'kind', 'parked',
+  'held', 'held_until_ms')
 
 local function ms(n) return string.format('%.0f', n) end
 
@@ -70,6 +75,13 @@ if f[1] ~= ARGV[1] then
   return {5, attempts, seq, 0, ''}
 end
 local state = f[2]
+-- A request between two dunning attempts holds the record: another
+-- request of the reference waits for its final result.
+local heldBy = f[11]
+if heldBy and heldBy ~= '' and heldBy ~= ARGV[3] and now < (tonumber(f[12]) or 0)
+    and (state == 'released' or (state == 'claimed' and (tonumber(f[4]) or 0) <= now)) then
+  return {3, attempts, seq, lease, ''}
+end
 if state == 'claimed' then
   if f[3] == ARGV[2] then
     -- The caller already owns this claim: its first reply was lost and the
@@ -136,6 +148,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', key, 'state', 'completed', 'seq', ARGV[2], 'result', ARGV[3], 'reopen', ARGV[4],
   'maybe_sent', '0', 'parked', '0', 'lease_until_ms', '0', 'updated_ms', string.format('%.0f', now))
+redis.call('HDEL', key, 'held', 'held_until_ms')
 if ARGV[4] == '1' then
   -- Re-openable (failed): a later request may charge the reference, and
   -- this one must still find its own result.
@@ -147,8 +160,9 @@ return 1
 
 // releaseSrc: KEYS[1] record key; ARGV[1] token, ARGV[2] maybe_sent
 // ("0"/"1"), ARGV[3] retention ms, ARGV[4] unpark ("1": clear the parked
-// mark). Reply: 1 released (or already released by this token), 0 not the
-// owner.
+// mark), ARGV[5] seq of the request that holds the record (empty: none),
+// ARGV[6] how long its hold lasts (ms from now, by the server's clock).
+// Reply: 1 released (or already released by this token), 0 not the owner.
 const releaseSrc = `
 local key = KEYS[1]
 local f = redis.call('HMGET', key, 'state', 'token')
@@ -167,6 +181,9 @@ redis.call('HSET', key, 'state', 'released', 'maybe_sent', ARGV[2], 'lease_until
   'updated_ms', string.format('%.0f', now))
 if ARGV[4] == '1' then
   redis.call('HSET', key, 'parked', '0')
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', key, 'held', ARGV[5], 'held_until_ms', string.format('%.0f', now + tonumber(ARGV[6])))
 end
 redis.call('PEXPIRE', key, ARGV[3])
 return 1

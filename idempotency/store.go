@@ -297,7 +297,21 @@ func (s *Store) Release(ctx context.Context, key Key, token string, maybeSent bo
 	if err != nil {
 		return err
 	}
-	return s.release(ctx, rk, key, token, maybeSent, false)
+	return s.release(ctx, rk, key, token, maybeSent, false, 0, 0)
+}
+
+// Hold releases the caller's claim of request seq between two of its
+// dunning attempts (nothing is in flight; its next attempt is scheduled),
+// clearing the parked mark when unpark is set. Until the request's
+// final result is stored, or for d (by Redis's clock), a claim by any other request of
+// the reference answers StateInProgress: it waits for that result instead
+// of charging the reference beside the request's own attempts.
+func (s *Store) Hold(ctx context.Context, key Key, token string, seq uint64, d time.Duration, unpark bool) error {
+	rk, err := s.redisKey(key)
+	if err != nil {
+		return err
+	}
+	return s.release(ctx, rk, key, token, false, unpark, seq, d)
 }
 
 // Unpark releases the caller's claim of a parked record whose outcome is
@@ -308,12 +322,16 @@ func (s *Store) Unpark(ctx context.Context, key Key, token string) error {
 	if err != nil {
 		return err
 	}
-	return s.release(ctx, rk, key, token, false, true)
+	return s.release(ctx, rk, key, token, false, true, 0, 0)
 }
 
-func (s *Store) release(ctx context.Context, rk string, key Key, token string, maybeSent, unpark bool) error {
+func (s *Store) release(ctx context.Context, rk string, key Key, token string, maybeSent, unpark bool, holdSeq uint64, holdFor time.Duration) error {
+	hold := ""
+	if holdSeq != 0 {
+		hold = strconv.FormatUint(holdSeq, 10)
+	}
 	n, err := s.releaseScript.Run(ctx, s.rdb, []string{rk},
-		token, boolArg(maybeSent), s.retentionMS, boolArg(unpark)).Int64()
+		token, boolArg(maybeSent), s.retentionMS, boolArg(unpark), hold, max(holdFor.Milliseconds(), 1)).Int64()
 	if err != nil {
 		return fmt.Errorf("idempotency: release %q: %w", key, err)
 	}

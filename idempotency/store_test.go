@@ -139,7 +139,51 @@ func TestStore(t *testing.T) {
 			t.Run("Values", func(t *testing.T) { testValues(t, b) })
 			t.Run("CorruptRecord", func(t *testing.T) { testCorruptRecord(t, b) })
 			t.Run("FailedResultKept", func(t *testing.T) { testFailedResultKept(t, b) })
+			t.Run("Hold", func(t *testing.T) { testHold(t, b) })
 		})
+	}
+}
+
+// testHold: request 1 is between two dunning attempts (Hold); request 2,
+// a duplicate, waits (in progress) instead of charging, while request 1's
+// next attempt claims the record; once request 1 completes, request 2 is
+// answered with its result. A hold that lapsed is no longer honoured.
+func testHold(t *testing.T, b backend) {
+	ctx := context.Background()
+	s := newStore(t, b, Options{})
+	key := ChargeKey("held")
+	first := mustOwn(t, s, "held", "fp", 1)
+	if err := s.Hold(ctx, key, first.Token, 1, time.Hour, false); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustClaim(t, s, "held", "fp", 2); c.State != StateInProgress || c.LeaseRemaining <= 0 {
+		t.Fatalf("request 2 while request 1 holds the record = %+v, want in progress with a wait", c)
+	}
+	next := mustClaim(t, s, "held", "fp", 1)
+	if next.State != StateNew {
+		t.Fatalf("request 1's next attempt = %+v, want new (it may charge)", next)
+	}
+	if err := s.Release(ctx, key, next.Token, false); err != nil { // a transient failure: still held
+		t.Fatal(err)
+	}
+	if c := mustClaim(t, s, "held", "fp", 2); c.State != StateInProgress {
+		t.Fatalf("request 2 after request 1's attempt was released = %+v, want in progress", c)
+	}
+	again := mustClaim(t, s, "held", "fp", 1)
+	if err := s.Complete(ctx, key, again.Token, 1, []byte(`{"outcome":"succeeded"}`), false); err != nil {
+		t.Fatal(err)
+	}
+	if c := mustClaim(t, s, "held", "fp", 2); c.State != StateCompleted || c.Sequence != 1 {
+		t.Fatalf("request 2 after request 1 completed = %+v, want request 1's result", c)
+	}
+
+	lapsed := mustOwn(t, s, "lapsed", "fp", 1)
+	if err := s.Hold(ctx, ChargeKey("lapsed"), lapsed.Token, 1, 100*time.Millisecond, false); err != nil {
+		t.Fatal(err)
+	}
+	b.advance(200 * time.Millisecond)
+	if c := mustClaim(t, s, "lapsed", "fp", 2); c.State != StateNew {
+		t.Fatalf("request 2 after the hold lapsed = %+v, want new", c)
 	}
 }
 

@@ -113,20 +113,17 @@ func (w *Worker) dun(d *delivery, c *chargeRequest, tx *dintero.Transaction) dec
 }
 
 // scheduleAttempt carries out a decision to try again later: the record is
-// released (nothing is charged now), the next attempt scheduled, and the
-// retry_scheduled event published. It reports whether the message may be
-// acked.
+// released but held for this request (nothing is charged now; another
+// request of the reference waits for this one's final result rather than
+// charging beside it), the next attempt scheduled, and the retry_scheduled
+// event published. It reports whether the message may be acked.
 func (w *Worker) scheduleAttempt(ctx context.Context, d *delivery, dec decision) bool {
 	if d.owned {
-		release := w.store.Release
-		if d.claim.State == idempotency.StateParked {
-			// A parked attempt turned out declined: the next one may
-			// charge.
-			release = func(ctx context.Context, key idempotency.Key, token string, _ bool) error {
-				return w.store.Unpark(ctx, key, token)
-			}
-		}
-		if err := release(ctx, d.key, d.claim.Token, false); err != nil {
+		// A parked attempt that turned out declined is unparked: the next
+		// one may charge. The hold lapses an hour after the deadline, by
+		// when the request has its final result.
+		unpark := d.claim.State == idempotency.StateParked
+		if err := w.store.Hold(ctx, d.key, d.claim.Token, d.seq, time.Until(d.retryUntil.Add(time.Hour)), unpark); err != nil {
 			d.log.Warn("could not release the claim; its lease will run out", "err", err)
 		}
 	}

@@ -130,3 +130,42 @@ func TestDunningAttemptParkedResolvesAsThatAttempt(t *testing.T) {
 		t.Fatalf("ledger %d authorizations for %s, want 1", n, ref)
 	}
 }
+
+// Found by make chaos-outage: a duplicate of a dunning request that arrives
+// between two of its attempts waits for the request's final result and is
+// answered with it (duplicate), instead of charging the reference beside
+// the request's own attempts and starting a dunning of its own.
+func TestDunningDuplicateWaitsForTheFinalResult(t *testing.T) {
+	e := newEnvWith(t, dinterotest.Options{Seed: 1, RetryAfterDelay: 2 * time.Second})
+	withGovernor(e)
+	e.startWorker(e.store(), e.client(5*time.Second))
+	const ref = "dunning-dup"
+	body := chargeBody(ref, messages.ProductPayExCreditcard, messages.OperationUnscheduledPurchase, dinterotest.SoftDeclineToken(2, "dup"), 100)
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	e.publishWithHeader(body, messages.HeaderRetryUntil, until)
+	if first := e.waitResults(ref, 1, 10*time.Second)[0]; first.Outcome != messages.OutcomeRetryScheduled {
+		t.Fatalf("first event %+v; want retry_scheduled", first)
+	}
+	e.publishWithHeader(body, messages.HeaderRetryUntil, until) // the publisher sends it again
+
+	got := e.waitResults(ref, 4, 40*time.Second)
+	var finals, dups []messages.ChargeResult
+	for _, r := range got {
+		if r.Outcome == messages.OutcomeRetryScheduled {
+			continue
+		}
+		if r.Duplicate {
+			dups = append(dups, r)
+		} else {
+			finals = append(finals, r)
+		}
+	}
+	if len(finals) != 1 || finals[0].Outcome != messages.OutcomeSucceeded || finals[0].Attempt != 3 ||
+		len(dups) != 1 || dups[0].Outcome != messages.OutcomeSucceeded || dups[0].TransactionID != finals[0].TransactionID {
+		t.Fatalf("events %+v; want the request's succeeded (attempt 3) and the duplicate answered with it", got)
+	}
+	e.assertNoMoreResults(ref, 4, 3*time.Second)
+	if pays := e.sandbox.Counters().PayRequests; pays != 3 {
+		t.Fatalf("%d pay calls, want 3 (the request's own attempts)", pays)
+	}
+}

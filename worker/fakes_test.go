@@ -93,6 +93,15 @@ func (s *fakeStore) Unpark(context.Context, idempotency.Key, string) error {
 	return nil
 }
 
+func (s *fakeStore) Hold(_ context.Context, _ idempotency.Key, _ string, _ uint64, _ time.Duration, unpark bool) error {
+	if unpark {
+		s.record("hold+unpark")
+	} else {
+		s.record("hold")
+	}
+	return nil
+}
+
 func (s *fakeStore) Lease() time.Duration {
 	if s.lease == 0 {
 		return 30 * time.Second

@@ -25,6 +25,7 @@ type Store interface {
 	Forget(ctx context.Context, key idempotency.Key, token string) error
 	Park(ctx context.Context, key idempotency.Key, token string, seq uint64) error
 	Unpark(ctx context.Context, key idempotency.Key, token string) error
+	Hold(ctx context.Context, key idempotency.Key, token string, seq uint64, d time.Duration, unpark bool) error
 	// Lease is how long a claim stays exclusive without Extend.
 	Lease() time.Duration
 }
