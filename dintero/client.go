@@ -2,6 +2,8 @@ package dintero
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,7 +68,7 @@ func New(cfg Config) (*Client, error) {
 		now:  time.Now,
 	}
 	if c.http == nil {
-		c.http = newHTTPClient()
+		c.http = newHTTPClient(cfg.RootCAs)
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -98,9 +100,10 @@ func (c *Client) LogValue() slog.Value { return c.cfg.LogValue() }
 
 // newHTTPClient returns the default client: a transport tuned for many
 // concurrent calls to one host and no client-wide timeout (every attempt
-// has its own context deadline).
-func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
+// has its own context deadline). rootCAs, when not nil, replace the system
+// roots; ForceAttemptHTTP2 keeps HTTP/2 on with that TLS config.
+func newHTTPClient(rootCAs *x509.CertPool) *http.Client {
+	t := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   10 * time.Second,
@@ -112,7 +115,11 @@ func newHTTPClient() *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
-	}}
+	}
+	if rootCAs != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: rootCAs, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: t}
 }
 
 // PaySession creates and pays a merchant-initiated session

@@ -454,7 +454,7 @@ func TestConnectionRefusedIsTransient(t *testing.T) {
 	for _, op := range []string{OpPay, OpGetTransaction, OpCreateSession, OpListTransactions} {
 		t.Run(op, func(t *testing.T) {
 			f := newFake(t)
-			ct := &countingTransport{base: newHTTPClient().Transport, n: map[string]int{}}
+			ct := &countingTransport{base: newHTTPClient(nil).Transport, n: map[string]int{}}
 			c := newTestClient(t, f, func(cfg *Config) {
 				cfg.AuthURL = f.URL()
 				cfg.APIURL = "http://" + dead

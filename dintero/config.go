@@ -2,6 +2,7 @@ package dintero
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,14 @@ type Config struct {
 	// transport (1024 idle connections per host, 90 s idle timeout, HTTP/2)
 	// and no global timeout, since every attempt carries its own deadline.
 	HTTPClient *http.Client
+	// RootCAs, when set, are the certificate authorities the default
+	// client trusts for APIURL and AuthURL instead of the system's: for a
+	// TLS-inspecting egress proxy or a test sandbox with its own CA. The
+	// default transport keeps negotiating HTTP/2 over TLS with them (a
+	// custom TLS config alone would turn it off). Nil: the system roots.
+	// It cannot be combined with HTTPClient; configure that client's
+	// transport instead.
+	RootCAs *x509.CertPool
 	// Retry bounds the retries of transient errors.
 	Retry RetryConfig
 	// RefreshBefore is how long before the access token expires a new one
@@ -202,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := normalizeBaseURL(c.AuthURL); err != nil {
 		return configError("AuthURL", "%v", err)
+	}
+	if c.RootCAs != nil && c.HTTPClient != nil {
+		return configError("RootCAs", "set together with HTTPClient: give that client's transport the roots instead")
 	}
 	if !validHeaderValue(c.SystemName) {
 		return configError("SystemName", "contains control characters")

@@ -2,10 +2,12 @@ package dintero
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,11 @@ func TestNewValidation(t *testing.T) {
 		{"negative attempts", func(c *Config) { c.Retry.MaxAttempts = -1 }, "Retry.MaxAttempts"},
 		{"system name newline", func(c *Config) { c.SystemName = "a\r\nX-Evil: 1" }, "SystemName"},
 		{"system version control", func(c *Config) { c.SystemVersion = "1\x00" }, "SystemVersion"},
+		{"root CAs with a client", func(c *Config) {
+			c.RootCAs = x509.NewCertPool()
+			c.HTTPClient = &http.Client{}
+		}, "RootCAs"},
+		{"root CAs alone", func(c *Config) { c.RootCAs = x509.NewCertPool() }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
