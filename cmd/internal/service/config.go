@@ -1,6 +1,7 @@
 package service
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,8 @@ type Config struct {
 	DinteroClientSecret string
 	DinteroAPIURL       string
 	DinteroAuthURL      string
+	DinteroCA           string         // DINTERO_CA: a PEM file of CAs to trust for Dintero
+	DinteroRoots        *x509.CertPool // its certificates; nil: the system roots
 	DinteroTimeout      time.Duration
 	CallbackSecret      string
 	CallbackURL         string
@@ -111,6 +114,11 @@ func settings(c *Config) []setting {
 		{env: "DINTERO_CLIENT_SECRET", flag: "dintero-client-secret", usage: "Dintero API client secret (required; prefer the environment)", secret: true, set: str(&c.DinteroClientSecret)},
 		{env: "DINTERO_API_URL", flag: "dintero-api-url", def: "https://checkout.dintero.com", usage: "Dintero Checkout API base URL", set: str(&c.DinteroAPIURL)},
 		{env: "DINTERO_AUTH_URL", flag: "dintero-auth-url", usage: "Dintero auth base URL (default: the API URL)", set: str(&c.DinteroAuthURL)},
+		{env: "DINTERO_CA", flag: "dintero-ca", usage: "PEM file of the CA certificates to trust for DINTERO_API_URL and DINTERO_AUTH_URL instead of the system's (a TLS-inspecting egress proxy, a test sandbox); HTTP/2 stays on", set: func(v string) error {
+			roots, err := loadRoots(v)
+			c.DinteroCA, c.DinteroRoots = v, roots
+			return err
+		}},
 		{env: "DINTERO_CALLBACK_SECRET", flag: "dintero-callback-secret", usage: "secret of Dintero-Signature on callbacks; enables " + worker.CallbackPath + " (prefer the environment)", secret: true, set: str(&c.CallbackSecret)},
 		{env: "PAYWORKER_CALLBACK_URL", flag: "callback-url", usage: "public URL of " + worker.CallbackPath + "; when set, session requests are sent with this callback_url", set: str(&c.CallbackURL)},
 		{env: "DINTERO_TIMEOUT", flag: "dintero-timeout", def: "20s", usage: "timeout of one Dintero HTTP call (at least 5s shorter than PAYWORKER_SHUTDOWN_GRACE)", set: dur(&c.DinteroTimeout)},
@@ -324,6 +332,19 @@ func parseTokenLimits(v string) ([]idempotency.TokenLimit, error) {
 		out = append(out, idempotency.TokenLimit{Window: d, Max: m})
 	}
 	return out, nil
+}
+
+// loadRoots reads a PEM file of CA certificates into a pool.
+func loadRoots(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read it: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("no PEM certificate in %s", path)
+	}
+	return roots, nil
 }
 
 // tokenKey is the governor's hash key: PAYWORKER_TOKEN_KEY, or one derived
