@@ -112,6 +112,14 @@ func (w *Worker) dun(d *delivery, c *chargeRequest, tx *dintero.Transaction) dec
 	return decision{retryAt: next, event: r}
 }
 
+// holdMargin is how long past its next attempt's due time a dunning
+// request's hold on its record lasts. The attempt normally claims the
+// record well within it; if it does not (its scheduled copy is late, or
+// Redis lost the final result the request stored), duplicates stop
+// waiting and are handled as without a hold: Dintero's strict toggle and
+// the lookup keep the reference charged once.
+const holdMargin = 2 * time.Minute
+
 // scheduleAttempt carries out a decision to try again later: the record is
 // released but held for this request (nothing is charged now; another
 // request of the reference waits for this one's final result rather than
@@ -120,10 +128,10 @@ func (w *Worker) dun(d *delivery, c *chargeRequest, tx *dintero.Transaction) dec
 func (w *Worker) scheduleAttempt(ctx context.Context, d *delivery, dec decision) bool {
 	if d.owned {
 		// A parked attempt that turned out declined is unparked: the next
-		// one may charge. The hold lapses an hour after the deadline, by
-		// when the request has its final result.
+		// one may charge. The hold lasts until the next attempt is due,
+		// plus holdMargin; that attempt holds the record again.
 		unpark := d.claim.State == idempotency.StateParked
-		if err := w.store.Hold(ctx, d.key, d.claim.Token, d.seq, time.Until(d.retryUntil.Add(time.Hour)), unpark); err != nil {
+		if err := w.store.Hold(ctx, d.key, d.claim.Token, d.seq, time.Until(dec.retryAt)+holdMargin, unpark); err != nil {
 			d.log.Warn("could not release the claim; its lease will run out", "err", err)
 		}
 	}
