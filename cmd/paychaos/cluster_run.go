@@ -164,7 +164,7 @@ func runCluster(ctx context.Context, stopSignals func(), c config, stdout, stder
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	in.Loss.Window = 2*c.DinteroTimeout + 2*time.Second
-	if err := collectLoss(actx, st.Sandbox.AdminURL(), &in.Loss); err != nil {
+	if err := collectLoss(actx, st.Sandbox.AdminURL(), dir, &in.Loss); err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	rep := audit(in)

@@ -9,12 +9,17 @@ package main
 // were tried again.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -385,14 +390,61 @@ type lossInput struct {
 	// OutageFrom and OutageUntil bound the Dintero outage, if any: its
 	// answers were lost, so what Dintero said then reached nobody.
 	OutageFrom, OutageUntil time.Time
+	// BlockWrites are when the workers wrote a token block, by the
+	// reference whose decline it was (their "card token blocked after"
+	// log lines): later than Dintero's answer when that answer was lost
+	// and the decline found by a lookup.
+	BlockWrites map[string][]time.Time
 }
 
 // collectLoss reads the sandbox's refusals and transactions.
-func collectLoss(ctx context.Context, sandboxAdmin string, li *lossInput) error {
+func collectLoss(ctx context.Context, sandboxAdmin, dir string, li *lossInput) error {
 	if err := stack.GetJSON(ctx, sandboxAdmin+"refusals", &li.Refusals); err != nil {
 		return err
 	}
-	return stack.GetJSON(ctx, sandboxAdmin+"transactions", &li.Transactions)
+	if err := stack.GetJSON(ctx, sandboxAdmin+"transactions", &li.Transactions); err != nil {
+		return err
+	}
+	var err error
+	li.BlockWrites, err = readBlockWrites(dir)
+	return err
+}
+
+// readBlockWrites reads, from the workers' logs in dir (JSON lines), when
+// each token block was written, by the reference whose decline it was.
+func readBlockWrites(dir string) (map[string][]time.Time, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "worker-*.log"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]time.Time{}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if !bytes.Contains(line, []byte(`"card token blocked after`)) {
+				continue
+			}
+			var l struct {
+				Time time.Time `json:"time"`
+				Ref  string    `json:"merchant_reference"`
+			}
+			if json.Unmarshal(line, &l) == nil && l.Ref != "" {
+				out[l.Ref] = append(out[l.Ref], l.Time)
+			}
+		}
+		err = sc.Err()
+		_ = f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return out, nil
 }
 
 // auditLoss adds the loss audit to r: the declined references tried again

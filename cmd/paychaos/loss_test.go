@@ -119,3 +119,34 @@ func TestAuditLossRows(t *testing.T) {
 		}
 	}
 }
+
+// A DO_NOT_RETRY whose answer was lost is blocked late, when a lookup
+// finds it; a failover that loses that late write explains the next ask,
+// one that came before it does not.
+func TestAuditBlockedLateBlockLost(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	txs := []dintero.Transaction{
+		{MerchantReference: "first", Status: "DECLINED", CreatedAt: at(10)},
+		{MerchantReference: "second", Status: "DECLINED", CreatedAt: at(60)},
+	}
+	for _, tc := range []struct {
+		name      string
+		written   time.Time
+		explained bool
+	}{
+		{"block written after the failover's cutoff", at(36), true},
+		{"block written before it", at(11), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			li := lossInput{Window: 2 * time.Second,
+				Events:      []lossEvent{{Kind: lossFailover, At: at(40), Since: at(35)}},
+				BlockWrites: map[string][]time.Time{"first": {tc.written}}}
+			var r report
+			auditBlocked("blocked-0", txs, li, &r)
+			if got := r.Tokens.Explained == 1 && r.Tokens.AskedAfterBlock == 0; got != tc.explained {
+				t.Fatalf("explained %d, asked after block %d; want explained %v", r.Tokens.Explained, r.Tokens.AskedAfterBlock, tc.explained)
+			}
+		})
+	}
+}

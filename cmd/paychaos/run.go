@@ -158,7 +158,7 @@ func run(ctx context.Context, stopSignals func(), c config, stdout, stderr io.Wr
 	}
 	in.Loss = lossInput{Events: slices.Clone(ll.Events), Window: 2*c.DinteroTimeout + 2*time.Second,
 		OutageFrom: ol.From, OutageUntil: ol.Until}
-	if err := collectLoss(actx, st.Sandbox.AdminURL(), &in.Loss); err != nil {
+	if err := collectLoss(actx, st.Sandbox.AdminURL(), dir, &in.Loss); err != nil {
 		return false, fmt.Errorf("audit: %w", err)
 	}
 	in.Sessions.Published = sl.published()

@@ -206,6 +206,7 @@ func auditTokens(in auditInput, r *report) {
 // next decline.
 func auditBlocked(g string, txs []dintero.Transaction, li lossInput, r *report) {
 	var blockedAt time.Time
+	var blockedRef string
 	for _, tx := range txs {
 		if !blockedAt.IsZero() && tx.CreatedAt.After(blockedAt.Add(li.Window)) {
 			if !li.OutageFrom.IsZero() && !blockedAt.Before(li.OutageFrom) && blockedAt.Before(li.OutageUntil) {
@@ -216,6 +217,10 @@ func auditBlocked(g string, txs []dintero.Transaction, li lossInput, r *report) 
 				r.Tokens.Explained++
 				r.problem("token of %s asked again for %s at %s after its DO_NOT_RETRY at %s: explained, the block was lost by the %s",
 					g, tx.MerchantReference, tx.CreatedAt.Format("15:04:05.000"), blockedAt.Format("15:04:05.000"), e)
+			} else if w, e, ok := lateBlockLost(li, blockedRef, tx.CreatedAt); ok {
+				r.Tokens.Explained++
+				r.problem("token of %s asked again for %s at %s after its DO_NOT_RETRY at %s: explained, the answer was lost, the block written at %s (found by lookup) was lost by the %s",
+					g, tx.MerchantReference, tx.CreatedAt.Format("15:04:05.000"), blockedAt.Format("15:04:05.000"), w.Format("15:04:05.000"), e)
 			} else {
 				r.Tokens.AskedAfterBlock++
 				r.problem("token of %s asked again for %s at %s after Dintero's DO_NOT_RETRY at %s",
@@ -223,9 +228,27 @@ func auditBlocked(g string, txs []dintero.Transaction, li lossInput, r *report) 
 			}
 		}
 		if dintero.Declined(tx.Status) {
-			blockedAt = tx.CreatedAt
+			blockedAt, blockedRef = tx.CreatedAt, tx.MerchantReference
 		}
 	}
+}
+
+// lateBlockLost reports a fault that lost the block a worker wrote for
+// ref's decline before `before`, when that write came late (the pay call's
+// answer was lost and a lookup found the decline): the last such write
+// before `before`, and the fault.
+func lateBlockLost(li lossInput, ref string, before time.Time) (time.Time, lossEvent, bool) {
+	var last time.Time
+	for _, w := range li.BlockWrites[ref] {
+		if w.Before(before) && w.After(last) {
+			last = w
+		}
+	}
+	if last.IsZero() {
+		return last, lossEvent{}, false
+	}
+	e, ok := lostBetween(li.Events, last, before, 0)
+	return last, e, ok
 }
 
 // auditBudget checks that a token was declined at most the budget's times
